@@ -1,0 +1,5 @@
+"""``python -m marketsim``: the command line."""
+
+from marketsim.cli import main
+
+main()

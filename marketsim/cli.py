@@ -1,0 +1,159 @@
+"""The command line: ``marketsim run | validate | graph | plugins``.
+
+Nothing economic lives here. Every error a user can cause is shown as one line on stderr
+with exit code 2 and no traceback; nothing is written unless the whole run succeeded.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+import click
+import networkx as nx
+
+from marketsim.config import dump_toml
+from marketsim.errors import ExperimentError
+from marketsim.errors import MarketsimError
+from marketsim.experiment import load_experiment
+from marketsim.plugins import plugin_infos
+from marketsim.plugins import plugin_manager
+from marketsim.results import check_writable
+from marketsim.runner import run as run_experiment
+
+USER_ERROR = 2
+
+
+@contextmanager
+def user_errors():
+    """Show a user error as one line and exit 2; an interrupt exits 130."""
+    try:
+        yield
+    except MarketsimError as error:
+        line = error.line() if isinstance(error, ExperimentError) else str(error)
+        click.echo(f"error: {line}", err=True)
+        sys.exit(USER_ERROR)
+    except KeyboardInterrupt:
+        click.echo("interrupted: nothing was written", err=True)
+        sys.exit(130)
+
+
+def _overrides(sets: tuple[str, ...], seed: int | None, steps: int | None) -> list[str]:
+    overrides = list(sets)
+    if seed is not None:
+        overrides.append(f"experiment.seed={seed}")
+    if steps is not None:
+        overrides.append(f"experiment.steps={steps}")
+    return overrides
+
+
+SET_OPTION = click.option(
+    "--set", "sets", multiple=True, metavar="KEY=VALUE",
+    help="Override a key, e.g. --set agents.utility.capacity_mw=5000 (TOML value; "
+    "repeatable).",
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="marketsim")
+def main():
+    """Agent-based market simulation of the AI supply chain."""
+
+
+@main.command()
+@click.argument("file", type=click.Path(dir_okay=False, path_type=str))
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              help="Results directory (default: [output] dir or results/<name>).")
+@click.option("--seed", type=click.IntRange(min=0), help="Override experiment.seed.")
+@click.option("--steps", type=click.IntRange(min=1), help="Override experiment.steps.")
+@SET_OPTION
+@click.option("--overwrite", is_flag=True, help="Replace existing results in the directory.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary.")
+def run(file, out, seed, steps, sets, overwrite, quiet):
+    """Run the experiment FILE and write its results."""
+    with user_errors():
+        experiment = load_experiment(file, _overrides(sets, seed, steps))
+        config = experiment.config
+        target = out or Path(config["output"]["dir"] or Path("results") / experiment.name)
+        check_writable(target, overwrite)
+        total = config["experiment"]["steps"] * config["experiment"]["replications"]
+        show_bar = not quiet and sys.stderr.isatty()
+        with click.progressbar(length=total, label=f"{experiment.name}", file=sys.stderr,
+                               hidden=not show_bar) as bar:
+            results = run_experiment(experiment, progress=bar.update)
+        written = results.write(target, overwrite=overwrite)
+        if not quiet:
+            click.echo(_summary(results, written))
+
+
+def _summary(results, written: Path) -> str:
+    sectors = results.sectors
+    last = sectors[sectors["step"] == sectors["step"].max()]
+    last = last[last["replication"] == 0]
+    lines = [
+        f"wrote {written}/: " + ", ".join(
+            sorted(f"{name}.parquet" for name in results.tables)) + ", manifest.json",
+        f"final step {int(last['step'].max())} (replication 0), by sector:",
+        f"  {'sector':<16}{'revenue $M/mo':>15}{'gross margin':>14}{'value share':>13}",
+    ]
+    for row in last.itertuples():
+        margin = "-" if row.gross_margin != row.gross_margin else f"{row.gross_margin:.1%}"
+        share = "-" if row.value_capture_share != row.value_capture_share else (
+            f"{row.value_capture_share:.1%}")
+        lines.append(f"  {row.sector:<16}{row.revenue / 1e6:>15,.0f}{margin:>14}{share:>13}")
+    return "\n".join(lines)
+
+
+@main.command()
+@click.argument("file", type=click.Path(dir_okay=False, path_type=str))
+@SET_OPTION
+def validate(file, sets):
+    """Check FILE and print the resolved experiment with every default filled in."""
+    with user_errors():
+        experiment = load_experiment(file, list(sets))
+        click.echo(f"# {file}: valid (sha256 {experiment.sha256})")
+        click.echo(dump_toml(experiment.config), nl=False)
+
+
+@main.command()
+@click.argument("file", type=click.Path(dir_okay=False, path_type=str))
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="GraphML file to write (e.g. graph.graphml).")
+@SET_OPTION
+@click.option("--overwrite", is_flag=True, help="Replace the file if it exists.")
+def graph(file, out, sets, overwrite):
+    """Write the supply graph of FILE as GraphML (for Gephi or Cytoscape)."""
+    with user_errors():
+        experiment = load_experiment(file, list(sets))
+        if out.exists() and not overwrite:
+            raise ExperimentError(f"{out} exists; pass --overwrite to replace it")
+        supply = experiment.supply_graph()
+        out.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
+        os.close(handle)
+        try:
+            nx.write_graphml(supply, temporary)
+            os.replace(temporary, out)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+        click.echo(f"wrote {out}: {supply.number_of_nodes()} nodes, "
+                   f"{supply.number_of_edges()} edges")
+
+
+@main.command()
+@click.argument("file", required=False, type=click.Path(dir_okay=False, path_type=str))
+def plugins(file):
+    """List plugins (with FILE: also the ones it names) with version, source and hooks."""
+    with user_errors():
+        if file:
+            manager = load_experiment(file).manager
+        else:
+            manager = plugin_manager()
+        for info in plugin_infos(manager):
+            click.echo(f"{info.name}  {info.version}  ({info.source})")
+            for hook in info.hooks:
+                click.echo(f"    {hook}")

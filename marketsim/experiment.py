@@ -1,0 +1,215 @@
+"""From an experiment file to a validated `Experiment` ready to run.
+
+`load_experiment` reads the TOML (with ``extends``), applies ``--set`` overrides, loads the
+plugins the file names, gathers every registered schema, validates, and checks what only
+makes sense once the whole experiment is known (graph restrictions, a complete chain).
+Nothing runs and nothing is written until all of that has passed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from dataclasses import field
+from pathlib import Path
+from typing import Any
+
+import networkx as nx
+
+from marketsim.config import apply_overrides
+from marketsim.config import experiment_sha256
+from marketsim.config import read_experiment_file
+from marketsim.config import validate
+from marketsim.errors import ExperimentError
+from marketsim.errors import PluginError
+from marketsim.graph import build_supply_graph
+from marketsim.graph import check_restrictions
+from marketsim.markets.market import GoodSpec
+from marketsim.markets.market import MechanismSpec
+from marketsim.metrics import TABLES
+from marketsim.metrics import MetricSpec
+from marketsim.plugins import PluginManager
+from marketsim.plugins import call_hook
+from marketsim.plugins import plugin_manager
+from marketsim.schema import Registry
+from marketsim.schema import TableSchema
+from marketsim.sectors.base import Sector
+
+
+@dataclass
+class Components:
+    """Everything the plugins registered, by name, in registration order."""
+
+    goods: dict[str, GoodSpec] = field(default_factory=dict)
+    sectors: dict[str, type[Sector]] = field(default_factory=dict)
+    mechanisms: dict[str, MechanismSpec] = field(default_factory=dict)
+    metrics: list[MetricSpec] = field(default_factory=list)
+    tables: dict[str, TableSchema] = field(default_factory=dict)
+
+    def registry(self) -> Registry:
+        """The schemas experiment files are validated against."""
+        return Registry(
+            tables=dict(self.tables),
+            sector_tables={name: cls.schema for name, cls in self.sectors.items()},
+            market_goods={name: g.default_mechanism for name, g in self.goods.items()},
+            mechanism_tables={name: m.schema for name, m in self.mechanisms.items()},
+        )
+
+
+def collect_components(manager: PluginManager) -> Components:
+    """Call every registry hook and gather what the plugins register.
+
+    Raises:
+        PluginError: a plugin registers something malformed or a name twice.
+    """
+    found = Components()
+
+    def adder(kind: str, target: dict, check):
+        def register(item, *extra):
+            name, value = check(item, *extra)
+            if name in target:
+                raise PluginError(f"{kind} {name!r} is registered twice")
+            target[name] = value
+
+        return register
+
+    def sector(cls):
+        if not (isinstance(cls, type) and issubclass(cls, Sector) and cls.name):
+            raise PluginError(f"register_sectors: expected a named Sector subclass, got {cls!r}")
+        return cls.name, cls
+
+    def good(spec):
+        if not isinstance(spec, GoodSpec):
+            raise PluginError(f"register_goods: expected a GoodSpec, got {spec!r}")
+        return spec.name, spec
+
+    def mechanism(spec):
+        if not isinstance(spec, MechanismSpec):
+            raise PluginError(f"register_mechanisms: expected a MechanismSpec, got {spec!r}")
+        return spec.name, spec
+
+    def table(name, schema=None):
+        if not isinstance(name, str) or not isinstance(schema, TableSchema):
+            raise PluginError("register_config_tables: expected (name, TableSchema)")
+        if name in ("agents", "markets", "plugins"):
+            raise PluginError(f"register_config_tables: {name!r} is reserved")
+        return name, schema
+
+    def metric(spec):
+        if not isinstance(spec, MetricSpec) or spec.table not in TABLES:
+            raise PluginError(f"register_metrics: expected a MetricSpec on {TABLES}, got "
+                              f"{spec!r}")
+        if any(m.table == spec.table and m.column == spec.column for m in found.metrics):
+            raise PluginError(f"metric {spec.table}.{spec.column} is registered twice")
+        found.metrics.append(spec)
+
+    call_hook(manager, "marketsim_register_goods", register=adder("good", found.goods, good))
+    call_hook(manager, "marketsim_register_sectors",
+              register=adder("sector", found.sectors, sector))
+    call_hook(manager, "marketsim_register_mechanisms",
+              register=adder("mechanism", found.mechanisms, mechanism))
+    call_hook(manager, "marketsim_register_metrics", register=metric)
+    call_hook(manager, "marketsim_register_config_tables",
+              register=adder("config table", found.tables, table))
+    for cls in found.sectors.values():
+        for name in (cls.sells, *cls.buys):
+            if name is not None and name not in found.goods:
+                raise PluginError(f"sector {cls.name!r} trades {name!r}, which no plugin "
+                                  "registers as a good")
+    return found
+
+
+@dataclass
+class Experiment:
+    """A validated experiment, ready to run.
+
+    Attributes:
+        config: the resolved experiment (every default filled in).
+        source: the file it was read from.
+        sha256: hash of the canonical JSON of ``config``.
+        manager: the plugin manager with the experiment's plugins loaded.
+        components: what the plugins registered.
+    """
+
+    config: dict[str, Any]
+    source: str
+    sha256: str
+    manager: PluginManager
+    components: Components
+
+    @property
+    def name(self) -> str:
+        """The experiment's name."""
+        return self.config["experiment"]["name"]
+
+    def sector_names(self) -> list[str]:
+        """Sectors present in the experiment, in registration order."""
+        return [name for name in self.components.sectors if name in self.config["agents"]]
+
+    def supply_graph(self) -> nx.DiGraph:
+        """The supply graph built from ``[graph]`` and the seed, after plugins modified it."""
+        present = self.sector_names()
+        classes = self.components.sectors
+        graph = build_supply_graph(
+            {name: self.config["agents"][name]["count"] for name in present},
+            {name: classes[name].sells for name in present},
+            {name: classes[name].buys for name in present},
+            self.config["graph"],
+            self.config["experiment"]["seed"],
+        )
+        call_hook(self.manager, "marketsim_modify_graph", graph=graph, experiment=self.config)
+        return graph
+
+
+def load_experiment(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Experiment:
+    """Read, override and validate an experiment file, loading the plugins it names.
+
+    Args:
+        path: the experiment TOML file.
+        overrides: ``"dotted.key=value"`` strings, values in TOML syntax.
+
+    Returns:
+        The validated `Experiment`.
+
+    Raises:
+        ExperimentError: the file, an override or a plugin is invalid (one-line message).
+    """
+    source = str(path)
+    raw, origins = read_experiment_file(path)
+    raw = apply_overrides(raw, origins, list(overrides))
+    plugins = raw.get("plugins", [])
+    if not isinstance(plugins, list) or not all(isinstance(p, str) for p in plugins):
+        raise ExperimentError("expected a list of strings (plugin files or modules)",
+                              origins.get("plugins", source), "plugins")
+    manager = plugin_manager(plugins, Path(source).resolve().parent, source)
+    components = collect_components(manager)
+    config = validate(raw, components.registry(), origins, source)
+    present = {name: table for name, table in config["agents"].items()}
+    config["markets"] = {
+        good: table for good, table in config["markets"].items()
+        if any(components.sectors[s].sells == good for s in present)
+    }
+    check_restrictions(config["graph"], list(config["markets"]), source)
+    check_chain(config, components, source)
+    return Experiment(config, source, experiment_sha256(config), manager, components)
+
+
+def check_chain(config: dict[str, Any], components: Components, source: str) -> None:
+    """Every good a present sector buys must be sold by a present sector.
+
+    Raises:
+        ExperimentError: naming the sector whose input has no seller.
+    """
+    present = [name for name in components.sectors if name in config["agents"]]
+    if not present or not any(config["agents"][n]["count"] for n in present):
+        raise ExperimentError("the experiment has no agents: add [agents.<sector>] tables",
+                              source, "agents")
+    sold = {components.sectors[n].sells for n in present if config["agents"][n]["count"]}
+    for name in present:
+        for good in components.sectors[name].buys:
+            if good not in sold and config["agents"][name]["count"]:
+                sellers = [s for s, c in components.sectors.items() if c.sells == good]
+                hint = f" (add [agents.{sellers[0]}] with count >= 1)" if sellers else ""
+                raise ExperimentError(
+                    f"buys {good!r} but no sector in the experiment sells it{hint}",
+                    source, f"agents.{name}",
+                )

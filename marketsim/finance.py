@@ -1,0 +1,118 @@
+"""Financing and failure: interest, tax, funding gaps, defaults. Vectorised over all firms.
+
+At the end of every step each firm pays interest on its debt and repays a slice of the
+principal, pays tax on positive pre-tax profit, and covers any negative cash first with new
+equity (if the capital market offers it) and then with debt up to a leverage limit. A firm
+still short of cash defaults: it exits, lenders absorb its negative cash and its debt, its
+equity is written off, and its capacity is scrapped. Write-offs show in the results.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from marketsim.schema import Param
+from marketsim.schema import TableSchema
+
+if TYPE_CHECKING:
+    from marketsim.model import SupplyChainModel
+
+FINANCE_TABLE = TableSchema(
+    doc="Economy-wide terms of finance for every firm.",
+    params={
+        "interest_rate_per_year": Param(
+            float, 0.06, "interest rate on debt", "per year", ge=0, le=1, source="assumption"
+        ),
+        "max_debt_to_assets": Param(
+            float,
+            0.6,
+            "most a firm may borrow, as a share of its book assets (cash + net PP&E)",
+            "share",
+            ge=0,
+            le=5,
+            source="assumption",
+        ),
+        "debt_term_months": Param(
+            int, 60, "debt is repaid in equal slices over this term", "months", ge=1,
+            source="assumption",
+        ),
+        "tax_rate": Param(
+            float, 0.21, "tax on positive pre-tax profit", "share", ge=0, lt=1,
+            source="assumption (US federal corporate rate)",
+        ),
+    },
+)
+
+
+def funding_headroom(model: SupplyChainModel) -> np.ndarray:
+    """Cash a firm could still raise as debt plus what the capital market offers (USD)."""
+    firms = model.firms
+    params = model.experiment["finance"]
+    assets = np.maximum(firms.cash, 0.0) + firms.book_value
+    debt_room = np.maximum(0.0, params["max_debt_to_assets"] * assets - firms.debt)
+    return np.where(firms.alive, debt_room + model.equity_offer, 0.0)
+
+
+def close_books(model: SupplyChainModel) -> None:
+    """Interest, repayment, tax, funding of cash gaps and defaults for every firm."""
+    firms = model.firms
+    ledger = model.ledger
+    flows = ledger.flows
+    params = model.experiment["finance"]
+    cash_asset = ledger.asset("cash")
+    accounts = np.arange(firms.n)
+    lenders = ledger.account("lenders")
+    alive = firms.alive
+
+    interest = np.where(alive, firms.debt * params["interest_rate_per_year"] / 12.0, 0.0)
+    ledger.transfer(cash_asset, accounts, lenders, interest, flows.INTEREST)
+
+    due = firms.debt / params["debt_term_months"]
+    repaid = np.where(alive, np.clip(np.minimum(due, firms.cash), 0.0, None), 0.0)
+    ledger.transfer(cash_asset, accounts, lenders, repaid, flows.DEBT_REPAY)
+    firms.debt -= repaid
+
+    pre_tax = firms.operating_income_so_far()
+    tax = np.where(alive, params["tax_rate"] * np.maximum(pre_tax, 0.0), 0.0)
+    ledger.transfer(cash_asset, accounts, ledger.account("taxes"), tax, flows.TAX)
+
+    gap = np.where(alive, np.maximum(0.0, -firms.cash), 0.0)
+    equity = np.minimum(gap, model.equity_offer)
+    model.issue_equity(equity)
+    gap -= equity
+    assets = np.maximum(firms.cash, 0.0) + firms.book_value
+    debt_room = np.maximum(0.0, params["max_debt_to_assets"] * assets - firms.debt)
+    borrowed = np.minimum(gap, debt_room)
+    ledger.transfer(cash_asset, lenders, accounts, borrowed, flows.DEBT_DRAW)
+    firms.debt += borrowed
+
+    scale = 1.0 + ledger.turnover[cash_asset, : firms.n]
+    defaulted = alive & (firms.cash < -1e-9 * scale)
+    if defaulted.any():
+        default(model, defaulted)
+    firms.close_income_statement()
+
+
+def default(model: SupplyChainModel, defaulted: np.ndarray) -> None:
+    """Exit the ``defaulted`` firms: lenders absorb their losses, equity is written off."""
+    firms = model.firms
+    ledger = model.ledger
+    shortfall = np.where(defaulted, np.maximum(0.0, -firms.cash), 0.0)
+    ledger.transfer(
+        ledger.asset("cash"),
+        ledger.account("lenders"),
+        np.arange(firms.n),
+        shortfall,
+        ledger.flows.WRITE_OFF,
+    )
+    firms.written_off += np.where(defaulted, firms.debt + shortfall + firms.equity_raised, 0.0)
+    firms.debt[defaulted] = 0.0
+    firms.alive[defaulted] = False
+    firms.defaulted_step[defaulted] = model.step_index
+    for sector in model.firm_sectors:
+        mask = defaulted[sector.rows]
+        if mask.any():
+            sector.on_default(mask)
+    firms.book_value[defaulted] = 0.0

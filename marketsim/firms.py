@@ -1,0 +1,104 @@
+"""The books of all firms: one row per firm, one numpy array per field.
+
+Every firm of every sector has a row here (sectors own contiguous blocks of rows); its cash
+is a view of the ledger, and its income statement for the step is read off the ledger's
+flows by `FirmTable.close_income_statement`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from marketsim.ledger import Ledger
+
+INCOME_FIELDS = (
+    "revenue",
+    "cost_of_goods",
+    "depreciation",
+    "opex",
+    "interest",
+    "tax",
+    "net_income",
+    "capex",
+    "equity_issued",
+    "debt_drawn",
+)
+"""Per-step flows of each firm (USD per step)."""
+
+
+class FirmTable:
+    """State and per-step income statement of every firm.
+
+    Args:
+        n_firms: number of firm rows.
+        sector_code: index of each firm's sector (into the model's firm sectors).
+        region_code: index of each firm's region.
+        ledger: the ledger; firm ``i`` is ledger account ``i``.
+
+    Attributes:
+        alive: False once the firm has defaulted and exited.
+        debt: outstanding debt (USD).
+        equity_raised: cumulative new equity raised (USD).
+        book_value: net book value of productive assets (USD), set by the sectors.
+        defaulted_step: step at which the firm defaulted, -1 if it has not.
+        written_off: debt and equity written off at default (USD, cumulative).
+    """
+
+    def __init__(self, n_firms: int, sector_code, region_code, ledger: Ledger):
+        self.n = n_firms
+        self.sector_code = np.asarray(sector_code, dtype=np.int64)
+        self.region_code = np.asarray(region_code, dtype=np.int64)
+        self.ledger = ledger
+        self.alive = np.ones(n_firms, dtype=bool)
+        self.debt = np.zeros(n_firms)
+        self.equity_raised = np.zeros(n_firms)
+        self.book_value = np.zeros(n_firms)
+        self.defaulted_step = np.full(n_firms, -1, dtype=np.int64)
+        self.written_off = np.zeros(n_firms)
+        self.depreciation_pending = np.zeros(n_firms)
+        for name in INCOME_FIELDS:
+            setattr(self, name, np.zeros(n_firms))
+
+    @property
+    def cash(self) -> np.ndarray:
+        """Cash of each firm (USD): a view of the ledger's cash row."""
+        return self.ledger.balances[0, : self.n]
+
+    def begin_step(self) -> None:
+        """Forget last step's non-cash charges."""
+        self.depreciation_pending[:] = 0.0
+
+    def charge_depreciation(self, rows: slice, amounts: np.ndarray) -> None:
+        """Book this step's depreciation of ``rows`` (USD; a cost of goods, not cash)."""
+        self.depreciation_pending[rows] += amounts
+
+    def operating_income_so_far(self) -> np.ndarray:
+        """Revenue minus cost of goods, depreciation and opex booked so far this step (USD)."""
+        flows = self.ledger.flows
+        out = self.ledger.flow_out[0, :, : self.n]
+        revenue = self.ledger.flow_in[0, flows.REVENUE, : self.n]
+        return (
+            revenue
+            - out[flows.COST_OF_GOODS]
+            - out[flows.OPEX]
+            - out[flows.INTEREST]
+            - self.depreciation_pending
+        )
+
+    def close_income_statement(self) -> None:
+        """Read this step's income statement of every firm off the ledger's flows."""
+        flows = self.ledger.flows
+        out = self.ledger.flow_out[0, :, : self.n]
+        into = self.ledger.flow_in[0, :, : self.n]
+        self.revenue = into[flows.REVENUE].copy()
+        self.depreciation = self.depreciation_pending.copy()
+        self.cost_of_goods = out[flows.COST_OF_GOODS] + self.depreciation
+        self.opex = out[flows.OPEX].copy()
+        self.interest = out[flows.INTEREST].copy()
+        self.tax = out[flows.TAX].copy()
+        self.capex = out[flows.CAPEX].copy()
+        self.equity_issued = into[flows.EQUITY].copy()
+        self.debt_drawn = into[flows.DEBT_DRAW].copy()
+        self.net_income = (
+            self.revenue - self.cost_of_goods - self.opex - self.interest - self.tax
+        )

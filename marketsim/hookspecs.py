@@ -1,0 +1,100 @@
+"""The hooks a marketsim plugin can implement: one docstring each, nothing else.
+
+Registry hooks receive a ``register`` callback. The built-in sectors, goods, mechanisms and
+metrics are registered through these same hooks by `marketsim.builtin`.
+"""
+
+from __future__ import annotations
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("marketsim")
+
+
+@hookspec
+def marketsim_register_goods(register):
+    """Register goods (one market each).
+
+    Call ``register(marketsim.GoodSpec(...))`` once per good: its name (the key of
+    ``[markets.<good>]``), unit, price unit and default clearing mechanism.
+    """
+
+
+@hookspec
+def marketsim_register_sectors(register):
+    """Register sectors (agent types).
+
+    Call ``register(SectorClass)`` with a subclass of `marketsim.Sector`. The class names
+    the sector (``[agents.<name>]``), its parameter schema, the good it sells and the goods
+    it buys; its methods act on all its firms at once through numpy arrays.
+    """
+
+
+@hookspec
+def marketsim_register_mechanisms(register):
+    """Register clearing mechanisms.
+
+    Call ``register(marketsim.MechanismSpec(...))``: a name (the value of
+    ``[markets.<good>] mechanism``), a parameter schema and a ``clear`` function that takes
+    a `marketsim.MarketBook` and the mechanism's parameters and returns a
+    `marketsim.ClearingOutcome`.
+    """
+
+
+@hookspec
+def marketsim_register_metrics(register):
+    """Register metrics: extra columns of the results tables.
+
+    Call ``register(marketsim.MetricSpec(...))`` with a table (``"sectors"``, ``"chain"`` or
+    ``"markets"``), a column name, a unit and a function computing the column's values from
+    the model at the end of a step.
+    """
+
+
+@hookspec
+def marketsim_register_config_tables(register):
+    """Register top-level experiment tables.
+
+    Call ``register(name, marketsim.TableSchema(...))``; the experiment file's ``[name]``
+    table is then validated against the schema (unknown keys, types, ranges) like the core's.
+    """
+
+
+@hookspec
+def marketsim_modify_graph(graph, experiment):
+    """Change the supply graph after it is built and before markets read it.
+
+    Args:
+        graph: the `networkx.DiGraph` (firm nodes with ``sector`` and ``region``; edges
+            seller -> buyer with attribute ``good``). Edit it in place.
+        experiment: the resolved experiment (dict).
+    """
+
+
+@hookspec
+def marketsim_step_start(model):
+    """Act at the start of a step, before sectors observe and plan (e.g. a shock)."""
+
+
+@hookspec
+def marketsim_before_clear(model, market):
+    """Act on one market after orders are written and before it clears.
+
+    Policies live here: adjust ``market.book`` prices, capacities, demands or open/close
+    edges (``market.book.edge_open``). Quantities are in the good's unit.
+    """
+
+
+@hookspec
+def marketsim_after_clear(model, market, outcome):
+    """Observe (or tax) one market's `ClearingOutcome` before it settles."""
+
+
+@hookspec
+def marketsim_step_end(model):
+    """Act at the end of a step, after accounts are closed and before metrics are recorded."""
+
+
+@hookspec
+def marketsim_run_finished(model, results):
+    """Observe a finished replication: the model and its `marketsim.Results` tables."""

@@ -1,0 +1,118 @@
+"""The built-in clearing mechanisms: thin wrappers turning a book into kernel calls.
+
+- ``posted_price``: sellers post price and capacity; each buyer splits its demand over its
+  connected sellers by a logit on log price; sellers over capacity ration pro rata; unfilled
+  demand is re-routed for up to ``max_rounds`` rounds, and what is left is reported.
+- ``call_auction``: a uniform-price double auction over the whole market (bids: buyers'
+  demand at their limit prices; asks: sellers' capacity at their posted prices). The graph
+  decides who takes part: a buyer or seller with no open edge does not trade.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from marketsim.markets.kernels import call_auction
+from marketsim.markets.kernels import posted_price_clear
+from marketsim.markets.market import ClearingOutcome
+from marketsim.markets.market import MarketBook
+from marketsim.markets.market import MechanismSpec
+from marketsim.schema import Param
+from marketsim.schema import TableSchema
+
+
+def _price_index(value: np.ndarray, quantity: np.ndarray, posted: np.ndarray) -> float:
+    """Volume-weighted mean price paid, or the mean posted price when nothing trades."""
+    traded = float(quantity.sum())
+    if traded > 0:
+        return float(value.sum()) / traded
+    return float(posted.mean()) if len(posted) else 0.0
+
+
+def clear_posted_price(book: MarketBook, params: dict[str, Any]) -> ClearingOutcome:
+    """Clear a book by posted prices with logit buyer choice (see module doc)."""
+    indptr, edge_seller = book.open_edges()
+    edge_fill, sold, requested, filled, unfilled = posted_price_clear(
+        indptr, edge_seller, book.seller_price, book.seller_capacity, book.buyer_demand,
+        float(params["price_sensitivity"]), int(params["max_rounds"]),
+    )
+    edge_buyer = np.repeat(np.arange(book.n_buyers), np.diff(indptr))
+    buyer_value = np.bincount(
+        edge_buyer, weights=edge_fill * book.seller_price[edge_seller], minlength=book.n_buyers
+    )
+    seller_value = sold * book.seller_price
+    return ClearingOutcome(
+        seller_sold=sold,
+        seller_requested=requested,
+        seller_value=seller_value,
+        buyer_filled=filled,
+        buyer_unfilled=unfilled,
+        buyer_value=buyer_value,
+        price=_price_index(seller_value, sold, book.seller_price),
+    )
+
+
+def clear_call_auction(book: MarketBook, params: dict[str, Any]) -> ClearingOutcome:
+    """Clear a book by one uniform-price double auction (see module doc)."""
+    indptr, edge_seller = book.open_edges()
+    buyer_in = np.diff(indptr) > 0
+    seller_in = np.bincount(edge_seller, minlength=book.n_sellers) > 0
+    bid_quantity = np.where(buyer_in, book.buyer_demand, 0.0)
+    ask_quantity = np.where(seller_in, book.seller_capacity, 0.0)
+    price, _, bid_fill, ask_fill = call_auction(
+        book.buyer_limit_price, bid_quantity, book.seller_price, ask_quantity
+    )
+    # notional demand at each seller: its capacity times demand/supply at its ask price
+    bids_at = _cumulative_at(book.buyer_limit_price, bid_quantity, book.seller_price, "ge")
+    asks_at = _cumulative_at(book.seller_price, ask_quantity, book.seller_price, "le")
+    ratio = np.divide(bids_at, asks_at, out=np.zeros(book.n_sellers), where=asks_at > 0)
+    requested = ask_quantity * ratio
+    return ClearingOutcome(
+        seller_sold=ask_fill,
+        seller_requested=requested,
+        seller_value=ask_fill * price,
+        buyer_filled=bid_fill,
+        buyer_unfilled=book.buyer_demand - bid_fill,
+        buyer_value=bid_fill * price,
+        price=price if bid_fill.sum() > 0 else _price_index(ask_fill, ask_fill, book.seller_price),
+    )
+
+
+def _cumulative_at(prices, quantities, at, side: str) -> np.ndarray:
+    """Total quantity with price >= (side 'ge') or <= (side 'le') each value of ``at``."""
+    order = np.argsort(prices, kind="stable")
+    sorted_prices = prices[order]
+    cumulative = np.concatenate(([0.0], np.cumsum(quantities[order])))
+    if side == "ge":
+        return cumulative[-1] - cumulative[np.searchsorted(sorted_prices, at, side="left")]
+    return cumulative[np.searchsorted(sorted_prices, at, side="right")]
+
+
+POSTED_PRICE = MechanismSpec(
+    name="posted_price",
+    clear=clear_posted_price,
+    doc="Posted prices; logit split of each buyer's demand; pro-rata rationing at capacity.",
+    schema=TableSchema(
+        doc="Posted-price clearing.",
+        params={
+            "price_sensitivity": Param(
+                float, 4.0, "logit coefficient on log price in buyers' choice of seller "
+                "(0 = equal split; large = all to the cheapest)", "1 / log USD", ge=0,
+                le=1000, source="assumption",
+            ),
+            "max_rounds": Param(
+                int, 3, "rounds in which rationed buyers re-route demand to sellers with "
+                "spare capacity", "rounds", ge=1, le=100, source="assumption",
+            ),
+        },
+    ),
+)
+
+CALL_AUCTION = MechanismSpec(
+    name="call_auction",
+    clear=clear_call_auction,
+    doc="Uniform-price double auction: one clearing price, pro-rata at the margin.",
+    schema=TableSchema(doc="Uniform-price call auction (no parameters)."),
+)

@@ -1,0 +1,270 @@
+"""Metrics: the columns of the results tables, computed from arrays at the end of each step.
+
+A `MetricSpec` names a table (``sectors``: one row per step and firm sector; ``markets``:
+one row per step and market; ``chain``: one row per step), a column, a unit and a function
+of the model returning the column's values for this step (an array over sectors or markets,
+or a float for the chain). NaN means undefined (a margin with zero revenue) and is written
+as null. The built-in columns are registered through the same hook as a plugin's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from marketsim.firms import INCOME_FIELDS
+
+if TYPE_CHECKING:
+    from marketsim.model import SupplyChainModel
+
+TABLES = ("sectors", "markets", "chain")
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """One column of a results table.
+
+    Args:
+        table: ``"sectors"``, ``"markets"`` or ``"chain"``.
+        column: the column's name.
+        compute: model -> values this step (array over firm sectors or markets, or float).
+        unit: the column's unit.
+        doc: what the column means.
+    """
+
+    table: str
+    column: str
+    compute: Callable[[SupplyChainModel], np.ndarray | float]
+    unit: str = ""
+    doc: str = ""
+
+
+def by_sector(model: SupplyChainModel, values: np.ndarray) -> np.ndarray:
+    """Sum a per-firm array over each firm sector."""
+    return np.bincount(model.firms.sector_code, weights=values,
+                       minlength=len(model.firm_sectors)).astype(float)
+
+
+def ratio(numerator, denominator) -> np.ndarray:
+    """``numerator / denominator`` with NaN where the denominator is zero."""
+    numerator = np.asarray(numerator, dtype=float)
+    denominator = np.asarray(denominator, dtype=float)
+    out = np.full(np.broadcast(numerator, denominator).shape, np.nan)
+    return np.divide(numerator, denominator, out=out, where=denominator != 0)
+
+
+def _sector_sum(field: str) -> Callable:
+    return lambda model: by_sector(model, getattr(model.firms, field))
+
+
+def _per_sector(function: Callable) -> Callable:
+    return lambda model: np.array([function(s) for s in model.firm_sectors], dtype=float)
+
+
+def _gross_profit(model):
+    return by_sector(model, model.firms.revenue - model.firms.cost_of_goods)
+
+
+def _operating_income(model):
+    firms = model.firms
+    return by_sector(model, firms.revenue - firms.cost_of_goods - firms.opex)
+
+
+def _capacity(sector) -> float:
+    return float(sector.capacity().sum())
+
+
+def _stranded(sector) -> float:
+    return float(sector.stranded.sum()) if hasattr(sector, "stranded") else np.nan
+
+
+def _market_sum(attribute: str) -> Callable:
+    return lambda model: np.array(
+        [float(getattr(m.outcome, attribute).sum()) for m in model.markets.values()]
+    )
+
+
+def _chain_total(model, field: str) -> float:
+    return float(getattr(model.firms, field).sum())
+
+
+def _end_revenue(model) -> float:
+    ledger = model.ledger
+    end = ledger.account("end_customers")
+    return float(ledger.flow_out[0, :, end].sum())
+
+
+def _compute_utilization(model) -> float:
+    market = model.markets.get("compute")
+    if market is None:
+        return np.nan
+    return float(ratio(market.outcome.seller_sold.sum(), market.book.seller_capacity.sum()))
+
+
+def _stranded_total(model) -> float:
+    values = [s.stranded.sum() for s in model.firm_sectors if hasattr(s, "stranded")]
+    return float(np.sum(values)) if values else np.nan
+
+
+BUILTIN_METRICS = [
+    *(MetricSpec("sectors", name, _sector_sum(name), "USD per step", f"sum of firms' {name}")
+      for name in INCOME_FIELDS),
+    MetricSpec("sectors", "gross_profit", _gross_profit, "USD per step",
+               "revenue - cost of goods (incl. depreciation)"),
+    MetricSpec("sectors", "gross_margin",
+               lambda m: ratio(_gross_profit(m), by_sector(m, m.firms.revenue)), "share",
+               "gross profit / revenue; null without revenue"),
+    MetricSpec("sectors", "operating_margin",
+               lambda m: ratio(_operating_income(m), by_sector(m, m.firms.revenue)), "share",
+               "(gross profit - opex) / revenue; null without revenue"),
+    MetricSpec("sectors", "value_capture_share",
+               lambda m: ratio(_gross_profit(m), _gross_profit(m).sum()), "share",
+               "sector gross profit / chain gross profit"),
+    MetricSpec("sectors", "cash", lambda m: by_sector(m, m.firms.cash), "USD", "cash held"),
+    MetricSpec("sectors", "debt", _sector_sum("debt"), "USD", "debt outstanding"),
+    MetricSpec("sectors", "equity_raised", _sector_sum("equity_raised"), "USD",
+               "cumulative new equity raised"),
+    MetricSpec("sectors", "written_off", _sector_sum("written_off"), "USD",
+               "cumulative debt and equity written off at defaults"),
+    MetricSpec("sectors", "defaults",
+               lambda m: by_sector(m, (m.firms.defaulted_step >= 0).astype(float)), "firms",
+               "firms that have defaulted so far"),
+    MetricSpec("sectors", "firms_alive", lambda m: by_sector(m, m.firms.alive.astype(float)),
+               "firms", "firms still operating"),
+    MetricSpec("sectors", "capacity", _per_sector(_capacity), "sold good's unit per step",
+               "capacity offered"),
+    MetricSpec("sectors", "sold", _per_sector(lambda s: float(s.sold.sum())),
+               "sold good's unit per step", "quantity sold"),
+    MetricSpec("sectors", "utilization",
+               lambda m: ratio(_per_sector(lambda s: float(s.sold.sum()))(m),
+                               _per_sector(_capacity)(m)), "share",
+               "sold / capacity; null without capacity"),
+    MetricSpec("sectors", "stranded_accelerators", _per_sector(_stranded), "accelerators",
+               "installed accelerators without power or network (data centers only)"),
+    MetricSpec("markets", "price", lambda m: np.array([mk.outcome.price for mk in
+                                                       m.markets.values()]),
+               "good's price unit", "volume-weighted mean price paid"),
+    MetricSpec("markets", "quantity", _market_sum("seller_sold"), "good's unit per step",
+               "quantity traded"),
+    MetricSpec("markets", "demand", lambda m: np.array(
+        [float(mk.book.buyer_demand.sum()) for mk in m.markets.values()]),
+        "good's unit per step", "quantity buyers asked for"),
+    MetricSpec("markets", "supply", lambda m: np.array(
+        [float(mk.book.seller_capacity.sum()) for mk in m.markets.values()]),
+        "good's unit per step", "capacity sellers offered"),
+    MetricSpec("markets", "unfilled", _market_sum("buyer_unfilled"), "good's unit per step",
+               "demand that could not be met"),
+    MetricSpec("chain", "end_revenue", _end_revenue, "USD per step",
+               "what end customers spend on tokens"),
+    MetricSpec("chain", "chain_revenue", lambda m: _chain_total(m, "revenue"), "USD per step",
+               "revenue of all firms"),
+    MetricSpec("chain", "chain_gross_profit",
+               lambda m: float((m.firms.revenue - m.firms.cost_of_goods).sum()), "USD per step",
+               "gross profit of all firms"),
+    MetricSpec("chain", "chain_capex", lambda m: _chain_total(m, "capex"), "USD per step",
+               "capex of all firms"),
+    MetricSpec("chain", "capex_to_revenue",
+               lambda m: float(ratio(_chain_total(m, "capex"), _end_revenue(m))), "ratio",
+               "chain capex / end revenue"),
+    MetricSpec("chain", "utilization", _compute_utilization, "share",
+               "compute sold / compute capacity"),
+    MetricSpec("chain", "stranded_accelerators", _stranded_total, "accelerators",
+               "installed accelerators without power or network"),
+    MetricSpec("chain", "defaults", lambda m: float((m.firms.defaulted_step >= 0).sum()),
+               "firms", "firms defaulted so far"),
+]
+
+
+class Recorder:
+    """Collects metric values each step and turns them into tidy DataFrames.
+
+    Args:
+        model: the model to record.
+        metrics: the registered metric specs.
+    """
+
+    def __init__(self, model: SupplyChainModel, metrics: list[MetricSpec]):
+        self.model = model
+        self.metrics = {table: [m for m in metrics if m.table == table] for table in TABLES}
+        self.rows: dict[str, dict[str, list]] = {
+            table: {m.column: [] for m in specs} for table, specs in self.metrics.items()
+        }
+        self.steps: list[int] = []
+        self.firm_rows: list[list[pd.DataFrame]] = []
+        self.firm_level = bool(model.experiment["output"]["firm_level"])
+
+    def record(self, step: int) -> None:
+        """Append this step's values of every metric."""
+        self.steps.append(step)
+        model = self.model
+        sizes = {"sectors": len(model.firm_sectors), "markets": len(model.markets), "chain": 1}
+        for table, specs in self.metrics.items():
+            for spec in specs:
+                values = np.atleast_1d(np.asarray(spec.compute(model), dtype=float))
+                if values.shape != (sizes[table],):
+                    raise ValueError(
+                        f"metric {table}.{spec.column} returned shape {values.shape}, "
+                        f"expected ({sizes[table]},)"
+                    )
+                self.rows[table][spec.column].append(values.copy())
+        if self.firm_level:
+            self.firm_rows.append(self._firm_snapshot(step))
+
+    def _firm_snapshot(self, step: int) -> list[pd.DataFrame]:
+        firms = self.model.firms
+        regions = np.array(self.model.experiment["graph"]["regions"], dtype=object)
+        blocks = []
+        for sector in self.model.sectors.values():
+            n = sector.count
+            block = {
+                "step": np.full(n, step, dtype=np.int64),
+                "firm": np.array([f"{sector.name}:{k}" for k in range(n)], dtype=object),
+                "sector": np.full(n, sector.name, dtype=object),
+                "region": regions[sector.region],
+            }
+            if sector.has_accounts:
+                block["alive"] = firms.alive[sector.rows].astype(float)
+                block["cash"] = firms.cash[sector.rows].copy()
+                block["debt"] = firms.debt[sector.rows].copy()
+                for name in INCOME_FIELDS:
+                    block[name] = getattr(firms, name)[sector.rows].copy()
+            block.update({k: np.array(v, dtype=float) for k, v in sector.firm_state().items()})
+            blocks.append(pd.DataFrame(block))
+        return blocks
+
+    def tables(self, replication: int) -> dict[str, pd.DataFrame]:
+        """The recorded tables as DataFrames (``sectors``, ``markets``, ``chain``, ``firms``)."""
+        model = self.model
+        labels = {
+            "sectors": [s.name for s in model.firm_sectors],
+            "markets": list(model.markets),
+            "chain": None,
+        }
+        frames = {}
+        steps = np.asarray(self.steps, dtype=np.int64)
+        for table, columns in self.rows.items():
+            names = labels[table]
+            width = len(names) if names is not None else 1
+            frame = {
+                "replication": np.full(len(steps) * width, replication, dtype=np.int64),
+                "step": np.repeat(steps, width),
+            }
+            if names is not None:
+                frame[table[:-1] if table != "sectors" else "sector"] = np.tile(
+                    np.array(names, dtype=object), len(steps))
+            for column, values in columns.items():
+                frame[column] = np.concatenate(values) if values else np.zeros(0)
+            frames[table] = pd.DataFrame(frame)
+        if self.firm_level:
+            frames["firms"] = self._firm_frame(replication)
+        return frames
+
+    def _firm_frame(self, replication: int) -> pd.DataFrame:
+        parts = [block for snapshot in self.firm_rows for block in snapshot]
+        result = pd.concat(parts, ignore_index=True)
+        result.insert(0, "replication", np.int64(replication))
+        return result

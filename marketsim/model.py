@@ -1,0 +1,237 @@
+"""The Mesa model: sectors over arrays, markets over the supply graph, one ledger.
+
+`SupplyChainModel` builds, from a resolved experiment and the plugins' registry, the
+sectors (one Python object per sector, all firm state in numpy arrays), the supply graph,
+one `Market` per good, the ledger and the firm table, and one thin Mesa agent per firm and
+segment so `model.agents`, `select` and `groupby` work as Mesa users expect.
+
+A step (DESIGN.md):
+    step_start hook
+    observe     every sector reads last step's outcomes; deliveries arrive
+    per market, upstream first (a good is cleared before the goods made from it):
+      plan      sellers post price and capacity, buyers write demand
+      policy    before_clear hook
+      clear     the mechanism's kernel
+                after_clear hook
+      settle    production, goods and cash through the ledger, delivery
+    account     sectors: operating costs, depreciation, prices and plans for next step;
+                capital market; interest, tax, funding, defaults
+    step_end hook
+    check       the ledger balances or the run stops
+    record      metric columns appended
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+from typing import Any
+
+import mesa
+import numpy as np
+
+from marketsim.agents import FirmAgent
+from marketsim.agents import SegmentAgent
+from marketsim.finance import close_books
+from marketsim.firms import FirmTable
+from marketsim.graph import market_csr
+from marketsim.ledger import OUTSIDE_ACCOUNTS
+from marketsim.ledger import Ledger
+from marketsim.markets.market import Market
+from marketsim.markets.market import MarketParticipants
+from marketsim.metrics import Recorder
+from marketsim.plugins import call_hook
+
+if TYPE_CHECKING:
+    from marketsim.experiment import Experiment
+
+
+class SupplyChainModel(mesa.Model):
+    """An AI supply chain: sectors trading over a supply graph through markets.
+
+    Args:
+        experiment: the validated experiment (`marketsim.load_experiment`).
+        rng: the replication's random stream (a SeedSequence or seed for numpy's Generator).
+        replication: index of the replication, recorded in the results.
+    """
+
+    def __init__(self, experiment: Experiment, rng, replication: int = 0):
+        super().__init__(rng=np.random.default_rng(rng))
+        self.experiment = experiment.config
+        self.components = components = experiment.components
+        self.manager = experiment.manager
+        self.source = experiment.source
+        self.replication = replication
+        self.step_index = 0
+
+        present = experiment.sector_names()
+        members = {name: self.experiment["agents"][name]["count"] for name in present}
+        classes = {name: components.sectors[name] for name in present}
+        self.graph = experiment.supply_graph()
+        experiment = self.experiment
+
+        goods = self._goods_in_order(classes)
+        firm_names = [n for n in present if classes[n].has_accounts]
+        n_firms = sum(members[n] for n in firm_names)
+        account_names = [f"{n}:{k}" for n in firm_names for k in range(members[n])]
+        market_accounts = list(range(n_firms, n_firms + len(goods)))
+        account_names += [f"market:{g}" for g in goods] + list(OUTSIDE_ACCOUNTS)
+        self.ledger = Ledger(account_names, ["cash", *goods], market_accounts)
+
+        regions = experiment["graph"]["regions"]
+        self.sectors: dict[str, Any] = {}
+        sector_code, region_code, start = [], [], 0
+        for code, name in enumerate(firm_names + [n for n in present if n not in firm_names]):
+            count = members[name]
+            region = np.arange(count) % len(regions)
+            if classes[name].has_accounts:
+                rows = slice(start, start + count)
+                start += count
+                sector_code += [code] * count
+                region_code += list(region)
+            else:
+                rows = slice(0, 0)
+            self.sectors[name] = classes[name](self, experiment["agents"][name], rows, count,
+                                               region)
+        self.firm_sectors = [self.sectors[n] for n in firm_names]
+        self.firms = FirmTable(n_firms, sector_code, region_code, self.ledger)
+        self.equity_offer = np.zeros(n_firms)
+        """Equity the capital market would supply to each firm this step (USD)."""
+        self.capital_market = None
+        """The sector that supplies equity (the investor sector), if any."""
+
+        self.markets: dict[str, Market] = {}
+        for index, good in enumerate(goods):
+            self.markets[good] = self._build_market(good, market_accounts[index])
+
+        self._create_agents(members)
+        for sector in self.sectors.values():
+            sector.setup()
+        for sector in self.firm_sectors:
+            self.ledger.open_balance(
+                self.ledger.asset("cash"), sector.accounts,
+                np.full(sector.count, sector.params["initial_cash_usd"]),
+            )
+        self.recorder = Recorder(self, components.metrics)
+
+    # -- building --------------------------------------------------------------------------
+
+    def _goods_in_order(self, classes) -> list[str]:
+        """Goods sold in the experiment, upstream first (inputs before outputs)."""
+        sold = [c.sells for c in classes.values() if c.sells]
+        order: list[str] = []
+        visiting: set[str] = set()
+
+        def visit(good: str) -> None:
+            if good in order or good in visiting:
+                return
+            visiting.add(good)
+            for cls in classes.values():
+                if cls.sells == good:
+                    for upstream in cls.buys:
+                        if upstream in sold:
+                            visit(upstream)
+            order.append(good)
+
+        for good in [g for g in self.components.goods if g in sold]:
+            visit(good)
+        return order
+
+    def _build_market(self, good: str, account: int) -> Market:
+        spec = self.components.goods[good]
+        table = self.experiment["markets"][good]
+        mechanism = self.components.mechanisms[table["mechanism"]]
+        params = {k: v for k, v in table.items() if k != "mechanism"}
+        sellers = self._participants(lambda c: c.sells == good)
+        buyers = self._participants(lambda c: good in c.buys)
+        indptr, edge_seller = market_csr(
+            self.graph, good,
+            [(s.name, start, count) for s, start, count in sellers.sectors],
+            [(s.name, start, count) for s, start, count in buyers.sectors],
+        )
+        market = Market(spec, mechanism, params, sellers, buyers, indptr, edge_seller, account)
+        flows = self.ledger.flows
+        market.buyer_flows = np.concatenate([
+            np.full(count, getattr(flows, s.purchase_flows.get(good, "cost_of_goods").upper()))
+            for s, _, count in buyers.sectors
+        ] or [np.zeros(0, dtype=np.int64)]).astype(np.int64)
+        return market
+
+    def _participants(self, condition) -> MarketParticipants:
+        blocks, accounts, start = [], [], 0
+        for sector in self.sectors.values():
+            if condition(type(sector)):
+                blocks.append((sector, start, sector.count))
+                accounts.append(sector.accounts)
+                start += sector.count
+        stacked = np.concatenate(accounts) if accounts else np.zeros(0, dtype=np.int64)
+        return MarketParticipants(blocks, stacked.astype(np.int64))
+
+    def _create_agents(self, members) -> None:
+        regions = self.experiment["graph"]["regions"]
+        for sector in self.sectors.values():
+            for k in range(sector.count):
+                region = regions[k % len(regions)]
+                if sector.has_accounts:
+                    FirmAgent(self, sector, k, sector.rows.start + k, region)
+                else:
+                    SegmentAgent(self, sector, k, region)
+
+    # -- running ---------------------------------------------------------------------------
+
+    def step(self) -> None:
+        """Advance the economy by one step (one month by default)."""
+        t = self.step_index
+        self.ledger.begin_step(t)
+        self.firms.begin_step()
+        call_hook(self.manager, "marketsim_step_start", model=self)
+        for sector in self.sectors.values():
+            sector.observe(t)
+        for market in self.markets.values():
+            self._trade(market)
+        for sector in self.sectors.values():
+            sector.account(t)
+        self.firms.book_value = self._book_values()
+        if self.capital_market is not None:
+            self.capital_market.allocate(t)
+        close_books(self)
+        call_hook(self.manager, "marketsim_step_end", model=self)
+        self.ledger.check(self._physical_stocks())
+        self.recorder.record(t)
+        self.step_index += 1
+
+    def _trade(self, market: Market) -> None:
+        for sector, start, count in market.sellers.sectors:
+            sector.offer(market, slice(start, start + count))
+        for sector, start, count in market.buyers.sectors:
+            sector.bid(market, slice(start, start + count))
+        call_hook(self.manager, "marketsim_before_clear", model=self, market=market)
+        outcome = market.clear()
+        call_hook(self.manager, "marketsim_after_clear", model=self, market=market,
+                  outcome=outcome)
+        for sector, start, count in market.sellers.sectors:
+            sector.on_sold(market, outcome, slice(start, start + count))
+        market.settle(self.ledger, market.buyer_flows)
+        for sector, start, count in market.buyers.sectors:
+            sector.on_bought(market, outcome, slice(start, start + count))
+
+    def _book_values(self) -> np.ndarray:
+        values = np.zeros(self.firms.n)
+        for sector in self.firm_sectors:
+            values[sector.rows] = sector.book_value()
+        return values
+
+    def _physical_stocks(self) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+        stocks: dict[int, tuple[list, list]] = {}
+        for sector in self.firm_sectors:
+            for good, stock in sector.physical_stocks().items():
+                if good in self.markets:
+                    accounts, values = stocks.setdefault(self.ledger.asset(good), ([], []))
+                    accounts.append(sector.accounts)
+                    values.append(stock)
+        return {a: (np.concatenate(acc), np.concatenate(val)) for a, (acc, val) in
+                stocks.items()}
+
+    def issue_equity(self, amounts: np.ndarray) -> None:
+        """Issue new shares worth ``amounts`` (USD per firm) to the capital market."""
+        if self.capital_market is not None and amounts.any():
+            self.capital_market.buy_shares(amounts)

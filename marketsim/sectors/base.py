@@ -1,0 +1,226 @@
+"""What every sector is: a population of firms whose state lives in numpy arrays.
+
+A `Sector` subclass is one agent type (chip vendors, utilities, ...). The model calls its
+methods once per step for all its firms at once; no method is ever called per firm. A
+sector names the good it sells and the goods it buys, declares its parameters as a
+`TableSchema`, and keeps its state in arrays with one row per firm.
+
+The phases, in the order the model calls them each step:
+
+- ``observe(step)``: read last step's outcomes, move pipelines (deliveries arrive).
+- ``offer(market, block)``: post prices and capacity in the market of the good it sells.
+- ``bid(market, block)``: write demand (and limit prices) into markets of goods it buys.
+- ``on_sold(market, outcome, block)``: produce what was sold (ledger postings).
+- ``on_bought(market, outcome, block)``: take delivery of what was bought.
+- ``account(step)``: operating costs, depreciation, next step's prices and investments.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+from typing import Any
+from typing import ClassVar
+
+import numpy as np
+
+from marketsim.schema import Param
+from marketsim.schema import TableSchema
+
+if TYPE_CHECKING:
+    from marketsim.markets.market import ClearingOutcome
+    from marketsim.markets.market import Market
+    from marketsim.model import SupplyChainModel
+
+HOURS_PER_MONTH = 730.0
+"""Average hours in a month (8,760 / 12)."""
+
+COUNT = Param(int, 1, "number of firms (or end-market segments) of this sector", "firms", ge=0)
+
+FIRM_FINANCE = {
+    "initial_cash_usd": Param(
+        float, 1e9, "cash each firm holds at the start", "USD", ge=0, source="assumption"
+    ),
+    "opex_share_of_revenue": Param(
+        float,
+        0.1,
+        "operating expenses (R&D, sales, admin) as a share of revenue, paid to wages",
+        "share",
+        ge=0,
+        lt=1,
+        source="assumption",
+    ),
+}
+"""Parameters every firm sector has: starting cash and overheads."""
+
+
+def firm_schema(doc: str, params: dict[str, Param]) -> TableSchema:
+    """The schema of a firm sector: count, its own parameters, then the finance ones."""
+    return TableSchema(params={"count": COUNT, **params, **FIRM_FINANCE}, doc=doc)
+
+
+class Sector:
+    """Base class of a sector: one agent type, all its firms in arrays.
+
+    Class attributes a subclass sets:
+        name: the sector's name (``[agents.<name>]``, the ``sector`` column).
+        schema: its parameters.
+        sells: the good it sells, or None.
+        buys: the goods it buys.
+        purchase_flows: for each good bought, the P&L flow its payments are booked under
+            (``"cost_of_goods"`` or ``"capex"``).
+        has_accounts: True for firms with their own books; False for end-market segments,
+            whose cash comes from the outside account ``outside_account``.
+
+    Args:
+        model: the model the sector belongs to.
+        params: its validated parameters (a dict, units as in the schema).
+        rows: the slice of firm rows (global firm indices) it owns, if it has accounts.
+        count: number of members.
+        region: region index of each member.
+    """
+
+    name: ClassVar[str] = ""
+    doc: ClassVar[str] = ""
+    schema: ClassVar[TableSchema] = TableSchema()
+    sells: ClassVar[str | None] = None
+    buys: ClassVar[tuple[str, ...]] = ()
+    purchase_flows: ClassVar[dict[str, str]] = {}
+    has_accounts: ClassVar[bool] = True
+    outside_account: ClassVar[str] = ""
+
+    def __init__(
+        self,
+        model: SupplyChainModel,
+        params: dict[str, Any],
+        rows: slice,
+        count: int,
+        region: np.ndarray,
+    ):
+        self.model = model
+        self.params = params
+        self.rows = rows
+        self.count = count
+        self.region = region
+        self.offered = np.zeros(count)
+        """Quantity offered for sale this step, in the sold good's unit."""
+        self.sold = np.zeros(count)
+        """Quantity sold this step, in the sold good's unit."""
+        self.requested = np.zeros(count)
+        """Notional demand at the posted price this step, in the sold good's unit."""
+
+    # -- the phases -----------------------------------------------------------------------
+
+    def setup(self) -> None:
+        """Set initial state and opening balances (called once, before the first step)."""
+
+    def observe(self, step: int) -> None:
+        """Read last step's outcomes and advance pipelines."""
+
+    def offer(self, market: Market, block: slice) -> None:
+        """Post price and capacity for the good this sector sells."""
+
+    def bid(self, market: Market, block: slice) -> None:
+        """Write demand for a good this sector buys."""
+
+    def on_sold(self, market: Market, outcome: ClearingOutcome, block: slice) -> None:
+        """Produce what was sold: record it and post production to the ledger."""
+        self.sold = outcome.seller_sold[block].copy()
+        self.requested = outcome.seller_requested[block].copy()
+
+    def on_bought(self, market: Market, outcome: ClearingOutcome, block: slice) -> None:
+        """Take delivery of what was bought."""
+
+    def account(self, step: int) -> None:
+        """Book operating costs and depreciation; set next step's prices and plans."""
+
+    def on_default(self, defaulted: np.ndarray) -> None:
+        """Firms (boolean mask over members) defaulted: shut their capacity."""
+
+    # -- what the model reads ----------------------------------------------------------------
+
+    def capacity(self) -> np.ndarray:
+        """Capacity offered this step per member, in the sold good's unit."""
+        return self.offered
+
+    def physical_stocks(self) -> dict[str, np.ndarray]:
+        """Good name -> what each member holds by its own state (checked against the ledger)."""
+        return {}
+
+    def firm_state(self) -> dict[str, np.ndarray]:
+        """Per-member state columns for ``firms.parquet`` (name -> array, units in name)."""
+        return {}
+
+    def book_value(self) -> np.ndarray:
+        """Net book value of productive assets per member (USD), for leverage limits."""
+        return np.zeros(self.count)
+
+    # -- helpers for subclasses ---------------------------------------------------------------
+
+    @property
+    def accounts(self) -> np.ndarray:
+        """Ledger account of each member."""
+        if self.has_accounts:
+            return np.arange(self.rows.start, self.rows.stop, dtype=np.int64)
+        return np.full(self.count, self.model.ledger.account(self.outside_account), np.int64)
+
+    @property
+    def alive(self) -> np.ndarray:
+        """Whether each member is still operating (False after default)."""
+        if self.has_accounts:
+            return self.model.firms.alive[self.rows]
+        return np.ones(self.count, dtype=bool)
+
+    @property
+    def cash(self) -> np.ndarray:
+        """Cash of each member (USD): a view of the ledger."""
+        return self.model.firms.cash[self.rows]
+
+    @property
+    def revenue(self) -> np.ndarray:
+        """This step's revenue of each member so far (USD)."""
+        ledger = self.model.ledger
+        return ledger.flow_total_in(ledger.flows.REVENUE)[self.rows]
+
+    def pay(self, amounts: np.ndarray, to: str, flow: str) -> None:
+        """Pay cash from each member to an outside account, booked under ``flow``.
+
+        Args:
+            amounts: USD per member (>= 0).
+            to: outside account name (``"wages"``, ``"foundry"``, ``"fuel"``, ...).
+            flow: flow name (``"opex"``, ``"cost_of_goods"``, ``"capex"``).
+        """
+        ledger = self.model.ledger
+        ledger.transfer(
+            ledger.asset("cash"),
+            self.accounts,
+            ledger.account(to),
+            amounts,
+            getattr(ledger.flows, flow.upper()),
+        )
+
+    def move_goods(self, good: str, source, destination, amounts, flow: str) -> None:
+        """Post a movement of ``good`` between accounts (production, consumption, scrap)."""
+        ledger = self.model.ledger
+        ledger.transfer(
+            ledger.asset(good), source, destination, amounts, getattr(ledger.flows, flow.upper())
+        )
+
+    def pay_overheads(self) -> None:
+        """Pay operating expenses as ``opex_share_of_revenue`` of this step's revenue."""
+        self.pay(self.revenue * self.params["opex_share_of_revenue"], "wages", "opex")
+
+
+def shift_pipeline(pipeline: np.ndarray) -> np.ndarray:
+    """Advance a delivery pipeline by one month; return what arrives now.
+
+    ``pipeline[:, k]`` holds what arrives in ``k`` months; column 0 arrives now.
+    """
+    arriving = pipeline[:, 0].copy()
+    pipeline[:, :-1] = pipeline[:, 1:]
+    pipeline[:, -1] = 0.0
+    return arriving
+
+
+def smooth(previous: np.ndarray, observed: np.ndarray, weight: float) -> np.ndarray:
+    """Exponential smoothing: ``weight * observed + (1 - weight) * previous``."""
+    return weight * observed + (1.0 - weight) * previous

@@ -1,0 +1,388 @@
+"""Data-center operators: buy accelerators, network kits and power; sell accelerator-hours.
+
+State per operator: the accelerator fleet by monthly vintage (a ring buffer over the useful
+life), network kits, accelerators and kits on order (delivery pipelines), the built shell in
+MW of facility power and MW under construction, and the price of compute.
+
+Usable fleet (the constraint that strands accelerators):
+    usable = min(fleet, kits / kits_per_accelerator, 1000 * min(power_mw, shell_mw) / (kw * PUE))
+    stranded = fleet - usable
+    compute capacity (accelerator-hours) = usable * 730 * availability
+
+Planning (order-up-to, the bullwhip source): smoothed demand D and growth g (both from
+notional demand for compute) give expected demand ``D * (1 + optimism * g) ** H`` at horizon
+H months; the target fleet serves it at ``target_utilization``. Accelerator orders =
+target fleet + retirements due within the horizon - fleet - on order; kits follow; shell MW
+is ordered for the construction horizon. Orders are scaled down to what the operator can
+fund (cash + debt room + equity offered).
+
+Price of compute: tatonnement on notional demand vs capacity (`tatonnement_price`), never
+below the power cost of an accelerator-hour.
+
+Costs: accelerators, kits and the rest of the server are capex (depreciated straight-line over
+``useful_life_months``); the shell is capex (over ``building_life_months``); power and site
+operations are cost of goods, as is depreciation.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from marketsim.finance import funding_headroom
+from marketsim.markets.kernels import tatonnement_price
+from marketsim.schema import Param
+from marketsim.sectors.base import HOURS_PER_MONTH
+from marketsim.sectors.base import Sector
+from marketsim.sectors.base import firm_schema
+from marketsim.sectors.base import shift_pipeline
+from marketsim.sectors.base import smooth
+
+
+class Datacenter(Sector):
+    """Data-center operators (see module doc)."""
+
+    name = "datacenter"
+    doc = "Data-center operators: fleet by vintage, power-capped usable fleet, compute price."
+    sells = "compute"
+    buys = ("accelerators", "network_kits", "power")
+    purchase_flows = {"accelerators": "capex", "network_kits": "capex", "power": "cost_of_goods"}
+    schema = firm_schema(
+        doc,
+        {
+            "initial_accelerators": Param(
+                float, 500_000.0, "accelerators installed per operator at the start",
+                "accelerators", ge=0,
+                source="assumption: ~4M installed data-center accelerators (2025) over 8 operators",
+            ),
+            "initial_shell_mw": Param(
+                float, 900.0, "facility power built per operator at the start", "MW", ge=0,
+                source="assumption: initial fleet x 1.26 kW x PUE 1.3 plus 10% headroom",
+            ),
+            "kw_per_accelerator": Param(
+                float, 1.26, "server power per accelerator", "kW", gt=0,
+                source="CALIBRATION.md chips: H100 700 W x whole server about 1.8",
+            ),
+            "pue": Param(
+                float, 1.3, "power usage effectiveness (facility / IT power)", "ratio", ge=1,
+                source="CALIBRATION.md power: PUE AI builds under 1.3",
+            ),
+            "kits_per_accelerator": Param(
+                float, 1.0, "network kits needed per accelerator", "kits per accelerator",
+                gt=0, source="assumption (a kit is the optics and ports of one accelerator)",
+            ),
+            "availability": Param(
+                float, 0.95, "share of hours a usable accelerator can be sold", "share",
+                gt=0, le=1, source="assumption",
+            ),
+            "useful_life_months": Param(
+                int, 60, "depreciation life and retirement age of servers", "months", ge=2,
+                le=240, source="CALIBRATION.md data centers: server useful life 5-6 years",
+            ),
+            "building_life_months": Param(
+                int, 240, "depreciation life of the shell", "months", ge=1,
+                source="assumption",
+            ),
+            "delivery_lead_months": Param(
+                int, 3, "months from order to delivery of accelerators and kits", "months",
+                ge=1, le=60, source="assumption",
+            ),
+            "construction_lead_months": Param(
+                int, 21, "months from starting a building to powering it", "months", ge=1,
+                le=120,
+                source="CALIBRATION.md data centers: construction 18-24 months (middle)",
+            ),
+            "build_cost_usd_per_mw": Param(
+                float, 11.7e6, "shell, power and cooling capex per MW (no IT)", "USD per MW",
+                ge=0, source="CALIBRATION.md data centers: build cost about $11.7M per MW",
+            ),
+            "server_overhead_usd_per_accelerator": Param(
+                float, 17_600.0, "rest of the server (CPU, memory, chassis) per accelerator",
+                "USD per accelerator", ge=0,
+                source="CALIBRATION.md chips: server cost about 1.64 x accelerator price",
+            ),
+            "site_opex_usd_per_mw_month": Param(
+                float, 25_000.0, "site operations per MW of shell", "USD per MW per month",
+                ge=0, source="assumption",
+            ),
+            "initial_price_usd_per_acc_hour": Param(
+                float, 2.0, "compute price in the first month", "USD per accelerator-hour",
+                gt=0, source="CALIBRATION.md compute: H100 rental about $1.70-2.35 2025-2026",
+            ),
+            "price_adjustment_speed": Param(
+                float, 0.1, "price change per unit of excess demand ratio", "share", ge=0,
+                source="assumption",
+            ),
+            "max_price_step": Param(
+                float, 0.05, "largest monthly price change", "share", ge=0, lt=1,
+                source="assumption",
+            ),
+            "max_price_usd_per_acc_hour": Param(
+                float, 20.0, "ceiling on the compute price", "USD per accelerator-hour", gt=0,
+                source="assumption (2.5x the 2023 peak of about $8/hour)",
+            ),
+            "target_utilization": Param(
+                float, 0.85, "share of capacity the fleet plan expects to sell", "share",
+                gt=0, le=1, source="assumption",
+            ),
+            "demand_smoothing": Param(
+                float, 0.3, "weight of the latest month in smoothed demand", "share", gt=0,
+                le=1, source="assumption",
+            ),
+            "growth_smoothing": Param(
+                float, 0.1, "weight of the latest month in smoothed demand growth", "share",
+                gt=0, le=1, source="assumption",
+            ),
+            "demand_optimism": Param(
+                float, 1.0, "multiplier on extrapolated demand growth in capacity plans",
+                "ratio", ge=0, source="assumption",
+            ),
+            "max_growth_per_month": Param(
+                float, 0.1, "cap on extrapolated monthly demand growth", "share", ge=0,
+                source="assumption",
+            ),
+        },
+    )
+
+    def setup(self) -> None:
+        p = self.params
+        n = self.count
+        life = p["useful_life_months"]
+        self.life = life
+        per_vintage = np.full((n, life), p["initial_accelerators"] / life)
+        self.vintage_units = per_vintage
+        unit_capex = self._unit_capex_guess()
+        self.vintage_cost = per_vintage * unit_capex
+        remaining = np.arange(life) / life  # slot s has s months of depreciation left
+        self.it_book = (self.vintage_cost * remaining).sum(axis=1)
+        self.kits = np.full(n, p["initial_accelerators"] * p["kits_per_accelerator"])
+        self.accelerator_pipeline = np.zeros((n, p["delivery_lead_months"]))
+        self.kit_pipeline = np.zeros((n, p["delivery_lead_months"]))
+        self.pending_cost = np.zeros((n, p["delivery_lead_months"]))
+        self.shell_mw = np.full(n, p["initial_shell_mw"])
+        self.shell_pipeline = np.zeros((n, p["construction_lead_months"]))
+        self.shell_book = self.shell_mw * p["build_cost_usd_per_mw"] * 0.5
+        self.shell_depreciation = self.shell_book / (p["building_life_months"] * 0.5)
+        self.price = np.full(n, p["initial_price_usd_per_acc_hour"])
+        capacity = self.fleet * HOURS_PER_MONTH * p["availability"]
+        self.demand_smoothed = capacity * p["target_utilization"]
+        self.growth_smoothed = np.zeros(n)
+        self.power_mw = np.zeros(n)
+        self.usable = np.zeros(n)
+        self.accelerator_order = np.zeros(n)
+        self.kit_order = np.zeros(n)
+        self.power_price_usd_per_mwh = 80.0
+        ledger = self.model.ledger
+        ledger.open_balance(ledger.asset("accelerators"), self.accounts, self.fleet)
+        ledger.open_balance(ledger.asset("network_kits"), self.accounts, self.kits)
+
+    def _unit_capex_guess(self) -> float:
+        """Capex per accelerator of the installed base: accelerator + kit + rest of server."""
+        sectors = self.model.sectors
+        accelerator = sectors["chip_vendor"].params["initial_price_usd"] if (
+            "chip_vendor" in sectors) else 27_500.0
+        kit = sectors["network_vendor"].params["initial_price_usd"] if (
+            "network_vendor" in sectors) else 5_500.0
+        return (
+            accelerator
+            + kit * self.params["kits_per_accelerator"]
+            + self.params["server_overhead_usd_per_accelerator"]
+        )
+
+    @property
+    def fleet(self) -> np.ndarray:
+        """Accelerators installed per operator."""
+        return self.vintage_units.sum(axis=1)
+
+    @property
+    def mw_per_accelerator(self) -> float:
+        """Facility MW drawn per accelerator (kW x PUE / 1000)."""
+        return self.params["kw_per_accelerator"] * self.params["pue"] / 1000.0
+
+    # -- phases ---------------------------------------------------------------------------
+
+    def observe(self, step: int) -> None:
+        slot = step % self.life
+        ledger = self.model.ledger
+        retiring = self.vintage_units[:, slot].copy()
+        self.move_goods("accelerators", self.accounts, ledger.account("scrap"), retiring,
+                        "retirement")
+        kits_retiring = np.minimum(self.kits, retiring * self.params["kits_per_accelerator"])
+        self.move_goods("network_kits", self.accounts, ledger.account("scrap"), kits_retiring,
+                        "retirement")
+        self.kits -= kits_retiring
+        arriving = shift_pipeline(self.accelerator_pipeline)
+        self.vintage_units[:, slot] = arriving
+        self.vintage_cost[:, slot] = shift_pipeline(self.pending_cost)
+        self.kits += shift_pipeline(self.kit_pipeline)
+        self.shell_mw += shift_pipeline(self.shell_pipeline)
+
+    def bid(self, market, block) -> None:
+        alive = self.alive
+        if market.name == "accelerators":
+            demand = self.accelerator_order
+        elif market.name == "network_kits":
+            demand = self.kit_order
+        else:  # power: enough for the whole installed fleet, within the built shell
+            demand = np.minimum(self.shell_mw, self.fleet * self.mw_per_accelerator)
+        market.book.buyer_demand[block] = np.where(alive, demand, 0.0)
+
+    def on_bought(self, market, outcome, block) -> None:
+        filled = outcome.buyer_filled[block]
+        value = outcome.buyer_value[block] * market.billed_units_per_unit
+        if market.name == "accelerators":
+            self.accelerator_pipeline[:, -1] += filled
+            overhead = filled * self.params["server_overhead_usd_per_accelerator"]
+            self.pay(overhead, "suppliers", "capex")
+            self.pending_cost[:, -1] += value + overhead
+            self.it_book += value + overhead
+        elif market.name == "network_kits":
+            self.kit_pipeline[:, -1] += filled
+            self.pending_cost[:, -1] += value
+            self.it_book += value
+        else:
+            self.power_mw = filled.copy()
+            self.move_goods("power", self.accounts, self.model.ledger.account("consumption"),
+                            filled, "consumption")
+            if filled.sum() > 0:
+                self.power_price_usd_per_mwh = float(
+                    outcome.buyer_value[block].sum() / filled.sum()
+                )
+
+    def offer(self, market, block) -> None:
+        p = self.params
+        powered = np.minimum(self.power_mw, self.shell_mw) / self.mw_per_accelerator
+        networked = self.kits / p["kits_per_accelerator"]
+        self.usable = np.where(self.alive, np.minimum(self.fleet, np.minimum(networked, powered)),
+                               0.0)
+        self.offered = self.usable * HOURS_PER_MONTH * p["availability"]
+        market.book.seller_price[block] = self.price
+        market.book.seller_capacity[block] = self.offered
+
+    def on_sold(self, market, outcome, block) -> None:
+        super().on_sold(market, outcome, block)
+        production = self.model.ledger.account("production")
+        self.move_goods("compute", production, self.accounts, self.sold, "production")
+
+    def account(self, step: int) -> None:
+        p = self.params
+        firms = self.model.firms
+        self.pay(np.where(self.alive, self.shell_mw * p["site_opex_usd_per_mw_month"], 0.0),
+                 "wages", "cost_of_goods")
+        self.pay_overheads()
+        it_depreciation = np.minimum(self.vintage_cost.sum(axis=1) / self.life, self.it_book)
+        shell_depreciation = np.minimum(self.shell_depreciation, self.shell_book)
+        self.it_book -= it_depreciation
+        self.shell_book -= shell_depreciation
+        firms.charge_depreciation(self.rows, it_depreciation + shell_depreciation)
+        self._update_price()
+        self._plan(step)
+
+    def _update_price(self) -> None:
+        p = self.params
+        power_cost = self.mw_per_accelerator * self.power_price_usd_per_mwh / p["availability"]
+        floor = np.full(self.count, power_cost)
+        ceiling = np.full(self.count, max(p["max_price_usd_per_acc_hour"], power_cost))
+        self.price = tatonnement_price(
+            self.price, self.requested, self.offered, p["price_adjustment_speed"],
+            p["max_price_step"], floor, ceiling,
+        )
+
+    def _plan(self, step: int) -> None:
+        p = self.params
+        previous = self.demand_smoothed
+        self.demand_smoothed = smooth(previous, self.requested, p["demand_smoothing"])
+        growth = np.divide(self.demand_smoothed, previous, out=np.ones(self.count),
+                           where=previous > 0) - 1.0
+        self.growth_smoothed = smooth(self.growth_smoothed, growth, p["growth_smoothing"])
+        expected_growth = np.clip(p["demand_optimism"] * self.growth_smoothed,
+                                  -p["max_growth_per_month"], p["max_growth_per_month"])
+        hours = HOURS_PER_MONTH * p["availability"] * p["target_utilization"]
+
+        lead = p["delivery_lead_months"]
+        target_fleet = self.demand_smoothed * (1.0 + expected_growth) ** lead / hours
+        due = self._retiring_within(step, lead)
+        on_order = self.accelerator_pipeline.sum(axis=1)
+        accelerators = np.maximum(0.0, target_fleet + due - self.fleet - on_order)
+        kits_target = (self.fleet - due + on_order + accelerators) * p["kits_per_accelerator"]
+        kits = np.maximum(0.0, kits_target - self.kits - self.kit_pipeline.sum(axis=1))
+
+        build_lead = p["construction_lead_months"]
+        fleet_later = self.demand_smoothed * (1.0 + expected_growth) ** build_lead / hours
+        shell_target = fleet_later * self.mw_per_accelerator
+        shell = np.maximum(0.0, shell_target - self.shell_mw - self.shell_pipeline.sum(axis=1))
+
+        unit_cost = self._unit_prices()
+        spend = accelerators * unit_cost + kits * self._kit_price() + shell * p[
+            "build_cost_usd_per_mw"]
+        budget = np.maximum(0.0, self.cash) + funding_headroom(self.model)[self.rows]
+        scale = np.minimum(1.0, np.divide(budget, spend, out=np.ones(self.count),
+                                          where=spend > 0))
+        scale = np.where(self.alive, scale, 0.0)
+        self.accelerator_order = accelerators * scale
+        self.kit_order = kits * scale
+        shell_order = shell * scale
+        self.shell_pipeline[:, -1] += shell_order
+        shell_capex = shell_order * p["build_cost_usd_per_mw"]
+        self.pay(shell_capex, "suppliers", "capex")
+        self.shell_book += shell_capex
+        self.shell_depreciation += shell_capex / p["building_life_months"]
+
+    def _retiring_within(self, step: int, months: int) -> np.ndarray:
+        """Accelerators that reach end of life in the next ``months`` months."""
+        slots = (step + 1 + np.arange(months)) % self.life
+        return self.vintage_units[:, slots].sum(axis=1)
+
+    def _unit_prices(self) -> float:
+        """Expected cost per accelerator (mean posted price + rest of the server), USD."""
+        market = self.model.markets.get("accelerators")
+        price = float(market.book.seller_price.mean()) if market and market.book.n_sellers else 0
+        return price + self.params["server_overhead_usd_per_accelerator"]
+
+    def _kit_price(self) -> float:
+        market = self.model.markets.get("network_kits")
+        return float(market.book.seller_price.mean()) if market and market.book.n_sellers else 0
+
+    def on_default(self, defaulted) -> None:
+        scrap = self.model.ledger.account("scrap")
+        ids = self.accounts[defaulted]
+        units = (self.fleet + self.accelerator_pipeline.sum(axis=1))[defaulted]
+        kits = (self.kits + self.kit_pipeline.sum(axis=1))[defaulted]
+        self.move_goods("accelerators", ids, scrap, units, "retirement")
+        self.move_goods("network_kits", ids, scrap, kits, "retirement")
+        for array in (self.vintage_units, self.vintage_cost, self.accelerator_pipeline,
+                      self.kit_pipeline, self.pending_cost, self.shell_pipeline):
+            array[defaulted] = 0.0
+        for array in (self.kits, self.shell_mw, self.it_book, self.shell_book,
+                      self.shell_depreciation, self.accelerator_order, self.kit_order):
+            array[defaulted] = 0.0
+
+    # -- what the model reads ----------------------------------------------------------------
+
+    @property
+    def stranded(self) -> np.ndarray:
+        """Installed accelerators that cannot run: unpowered or unnetworked."""
+        return np.maximum(0.0, self.fleet - self.usable)
+
+    def book_value(self) -> np.ndarray:
+        return self.it_book + self.shell_book
+
+    def physical_stocks(self) -> dict[str, np.ndarray]:
+        return {
+            "accelerators": self.fleet + self.accelerator_pipeline.sum(axis=1),
+            "network_kits": self.kits + self.kit_pipeline.sum(axis=1),
+            "power": np.zeros(self.count),
+            "compute": np.zeros(self.count),
+        }
+
+    def firm_state(self) -> dict[str, np.ndarray]:
+        return {
+            "price_usd_per_acc_hour": self.price,
+            "accelerators": self.fleet,
+            "accelerators_on_order": self.accelerator_pipeline.sum(axis=1),
+            "usable_accelerators": self.usable,
+            "stranded_accelerators": self.stranded,
+            "network_kits": self.kits,
+            "shell_mw": self.shell_mw,
+            "shell_under_construction_mw": self.shell_pipeline.sum(axis=1),
+            "power_mw": self.power_mw,
+        }

@@ -1,0 +1,115 @@
+"""End demand: customer segments that buy tokens; price-elastic, growing with adoption.
+
+Demand of segment ``k`` at step ``t`` (million tokens per month):
+    D_k(t) = base * A(t) / A(0) * (p_k / p_ref) ** (-elasticity) * exp(sigma * z - sigma**2 / 2)
+    A(t)   = floor + (1 - floor) / (1 + exp(-speed * (t - midpoint)))
+where ``p_k`` is the mean token price posted by the sellers segment ``k`` is connected to,
+and ``z`` a standard normal draw from the model's random stream (``sigma`` = demand_noise).
+Segments are not firms: they pay from the outside account ``end_customers``. Elasticity
+above 1 makes spending rise when prices fall (Jevons).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from marketsim.schema import Param
+from marketsim.schema import TableSchema
+from marketsim.sectors.base import Sector
+
+
+class EndDemand(Sector):
+    """Customer segments buying tokens (see module doc)."""
+
+    name = "end_demand"
+    doc = "End customers: adoption S-curve times price^(-elasticity), optional noise."
+    buys = ("tokens",)
+    purchase_flows = {"tokens": "cost_of_goods"}
+    has_accounts = False
+    outside_account = "end_customers"
+    schema = TableSchema(
+        doc=doc,
+        params={
+            "count": Param(int, 3, "number of customer segments (regions)", "segments", ge=0,
+                           source="assumption: one segment per region"),
+            "base_demand_mtokens_per_month": Param(
+                float, 1.5e9, "demand per segment at the reference price at the start",
+                "million tokens per month", gt=0,
+                source="assumption: fills ~75% of the baseline fleet's token capacity",
+            ),
+            "reference_price_usd_per_mtoken": Param(
+                float, 1.5, "price at which demand equals base demand", "USD per million tokens",
+                gt=0, source="assumption (blended API price 2025)",
+            ),
+            "elasticity": Param(
+                float, 1.2, "price elasticity of token demand (> 1: Jevons)", "ratio", ge=0,
+                source="CALIBRATION.md revenue gap: not published; a parameter to sweep",
+            ),
+            "adoption_floor": Param(
+                float, 0.3, "adoption level the S-curve starts from (long-run level 1)",
+                "share", ge=0, lt=1, source="assumption",
+            ),
+            "adoption_midpoint_month": Param(
+                float, 36.0, "month at which adoption is halfway from floor to 1", "months",
+                source="assumption",
+            ),
+            "adoption_speed_per_month": Param(
+                float, 0.08, "steepness of the adoption S-curve", "per month", ge=0,
+                source="assumption",
+            ),
+            "demand_noise": Param(
+                float, 0.05, "standard deviation of the log demand shock each month", "log",
+                ge=0, le=2, source="assumption",
+            ),
+        },
+    )
+
+    def setup(self) -> None:
+        self.last_demand = np.zeros(self.count)
+        self.last_filled = np.zeros(self.count)
+        self.price_faced = np.full(self.count, self.params["reference_price_usd_per_mtoken"])
+
+    def adoption(self, step: int) -> float:
+        """Adoption level A(step) on the S-curve (floor .. 1)."""
+        p = self.params
+        floor = p["adoption_floor"]
+        exponent = -p["adoption_speed_per_month"] * (step - p["adoption_midpoint_month"])
+        return floor + (1.0 - floor) / (1.0 + np.exp(exponent))
+
+    def notional_demand(self, price, step: int) -> np.ndarray:
+        """Demand of every segment at ``price`` (USD per million tokens), without noise."""
+        p = self.params
+        growth = self.adoption(step) / self.adoption(0)
+        relative = np.asarray(price, dtype=float) / p["reference_price_usd_per_mtoken"]
+        return np.broadcast_to(
+            p["base_demand_mtokens_per_month"] * growth * relative ** (-p["elasticity"]),
+            (self.count,),
+        ).copy()
+
+    def bid(self, market, block) -> None:
+        book = market.book
+        indptr, edge_seller = book.open_edges()
+        counts = np.diff(indptr)[block]
+        edge_buyer = np.repeat(np.arange(book.n_buyers), np.diff(indptr))
+        price_sum = np.bincount(edge_buyer, weights=book.seller_price[edge_seller],
+                                minlength=book.n_buyers)[block]
+        self.price_faced = np.divide(price_sum, counts, out=self.price_faced.copy(),
+                                     where=counts > 0)
+        sigma = self.params["demand_noise"]
+        shock = np.exp(sigma * self.model.rng.standard_normal(self.count) - 0.5 * sigma**2)
+        demand = self.notional_demand(self.price_faced, self.model.step_index) * shock
+        self.last_demand = demand
+        book.buyer_demand[block] = demand
+
+    def on_bought(self, market, outcome, block) -> None:
+        self.last_filled = outcome.buyer_filled[block].copy()
+
+    def capacity(self) -> np.ndarray:
+        return np.zeros(self.count)
+
+    def firm_state(self) -> dict[str, np.ndarray]:
+        return {
+            "demand_mtokens": self.last_demand,
+            "filled_mtokens": self.last_filled,
+            "price_faced_usd_per_mtoken": self.price_faced,
+        }

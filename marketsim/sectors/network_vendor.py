@@ -1,0 +1,28 @@
+"""Network vendors: sell network kits (optics and switch ports for one accelerator)."""
+
+from __future__ import annotations
+
+from marketsim.sectors.base import firm_schema
+from marketsim.sectors.vendor import EquipmentVendor
+from marketsim.sectors.vendor import vendor_params
+
+
+class NetworkVendor(EquipmentVendor):
+    """Optics and switch vendors: one network kit connects one accelerator."""
+
+    name = "network_vendor"
+    doc = "Optics/switch vendors: network kits, markup pricing, own lead time."
+    sells = "network_kits"
+    supplier_account = "suppliers"
+    schema = firm_schema(
+        doc,
+        vendor_params(
+            unit="network kits",
+            capacity=(250_000.0, "assumption: matches accelerator shipments with 2 vendors"),
+            unit_cost=(2_750.0, "assumption: 50% gross margin on the kit price"),
+            price=(5_500.0, "CALIBRATION.md network: interconnect 9-13% of cluster cost "
+                   "(about 11% of ~$50k per accelerator)"),
+            markup=(1.0, "assumption: 50% gross margin"),
+            lead=(9, "assumption: optics capacity takes about three quarters"),
+        ),
+    )

@@ -1,0 +1,186 @@
+"""Utilities: sell power to data centers; new capacity only after years of interconnection.
+
+Quantity in the power market is contracted capacity in MW for the month; the price is in USD
+per MWh and energy is billed at ``load_factor`` x 730 hours per MW. A utility pays its energy
+cost (fuel or PPAs) per MWh delivered and fixed O&M per MW of capacity.
+
+Tariff rule, per utility and month, with reserve margin ``r = 1 - D/K`` (D smoothed
+notional demand in MW, K capacity in MW) and target reserve ``r*``:
+    target = base_tariff * (1 + min(max_scarcity, scarcity_slope * max(0, r* - r) / r*))
+    tariff = tariff + price_adjustment * (target - tariff), never below energy cost.
+Capacity rule: when capacity plus projects under construction fall short of
+``D * (1 + r*)``, order the shortfall (at most ``max_build_share_per_month`` of capacity a
+month); it arrives after ``interconnection_lead_months`` and is paid at
+``build_cost_usd_per_mw`` when ordered.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from marketsim.schema import Param
+from marketsim.sectors.base import HOURS_PER_MONTH
+from marketsim.sectors.base import Sector
+from marketsim.sectors.base import firm_schema
+from marketsim.sectors.base import shift_pipeline
+from marketsim.sectors.base import smooth
+
+
+class Utility(Sector):
+    """Power utilities serving data-center load (see module doc)."""
+
+    name = "utility"
+    doc = "Utilities: tariff plus scarcity adder, interconnection lead time in years."
+    sells = "power"
+    schema = firm_schema(
+        doc,
+        {
+            "capacity_mw": Param(
+                float, 3000.0, "generation capacity available to data centers per utility",
+                "MW", gt=0,
+                source="assumption: ~9 GW for ~4M installed accelerators at 1.26 kW x PUE 1.3",
+            ),
+            "load_factor": Param(
+                float, 0.8, "share of contracted MW drawn on average (energy billed)",
+                "share", gt=0, le=1, source="assumption",
+            ),
+            "energy_cost_usd_per_mwh": Param(
+                float, 60.0, "cost of energy (fuel or PPA) per MWh delivered", "USD per MWh",
+                ge=0, source="CALIBRATION.md power: PPA prices 2024-2025 solar about $57-60/MWh",
+            ),
+            "base_tariff_usd_per_mwh": Param(
+                float, 80.0, "tariff when the reserve margin is at or above target",
+                "USD per MWh", gt=0,
+                source="CALIBRATION.md power: US industrial electricity about $80/MWh",
+            ),
+            "fixed_om_usd_per_mw_month": Param(
+                float, 3000.0, "fixed operations and maintenance per MW of capacity",
+                "USD per MW per month", ge=0, source="assumption",
+            ),
+            "target_reserve_margin": Param(
+                float, 0.15, "spare capacity the utility plans to keep", "share", gt=0, lt=1,
+                source="assumption",
+            ),
+            "scarcity_slope": Param(
+                float, 2.0, "tariff premium per unit of reserve shortfall (relative to target)",
+                "share", ge=0, source="assumption",
+            ),
+            "max_scarcity": Param(
+                float, 3.0, "largest scarcity premium over the base tariff", "share", ge=0,
+                source="assumption",
+            ),
+            "price_adjustment": Param(
+                float, 0.3, "share of the gap to the target tariff closed each month",
+                "share", gt=0, le=1, source="assumption",
+            ),
+            "demand_smoothing": Param(
+                float, 0.3, "weight of the latest month in smoothed demand", "share", gt=0,
+                le=1, source="assumption",
+            ),
+            "interconnection_lead_months": Param(
+                int, 48, "months from ordering new capacity to serving with it", "months",
+                ge=1, le=240,
+                source="CALIBRATION.md power: interconnection 3-5 years; large loads 4-7 years",
+            ),
+            "build_cost_usd_per_mw": Param(
+                float, 1.5e6, "capex per MW of new generation and grid connection",
+                "USD per MW", ge=0, source="assumption",
+            ),
+            "max_build_share_per_month": Param(
+                float, 0.05, "largest capacity order per month, as a share of capacity",
+                "share", ge=0, source="assumption",
+            ),
+            "asset_life_months": Param(
+                int, 300, "depreciation life of generation capex", "months", ge=1,
+                source="assumption",
+            ),
+        },
+    )
+
+    def setup(self) -> None:
+        p = self.params
+        n = self.count
+        self.capacity_mw = np.full(n, p["capacity_mw"])
+        self.capacity_pipeline = np.zeros((n, p["interconnection_lead_months"]))
+        self.tariff = np.full(n, p["base_tariff_usd_per_mwh"])
+        self.demand_smoothed = self.capacity_mw * (1.0 - p["target_reserve_margin"])
+        self.asset_book = np.zeros(n)
+        self.asset_depreciation = np.zeros(n)
+
+    @property
+    def mwh_per_mw(self) -> float:
+        """Energy billed per MW contracted for a month (MWh)."""
+        return HOURS_PER_MONTH * self.params["load_factor"]
+
+    def observe(self, step: int) -> None:
+        self.capacity_mw += shift_pipeline(self.capacity_pipeline)
+
+    def offer(self, market, block) -> None:
+        market.billed_units_per_unit = self.mwh_per_mw
+        self.offered = np.where(self.alive, self.capacity_mw, 0.0)
+        market.book.seller_price[block] = self.tariff
+        market.book.seller_capacity[block] = self.offered
+
+    def on_sold(self, market, outcome, block) -> None:
+        super().on_sold(market, outcome, block)
+        fuel = self.model.ledger.account("fuel")
+        self.move_goods("power", fuel, self.accounts, self.sold, "production")
+        energy_cost = self.sold * self.mwh_per_mw * self.params["energy_cost_usd_per_mwh"]
+        self.pay(energy_cost, "fuel", "cost_of_goods")
+
+    def account(self, step: int) -> None:
+        p = self.params
+        alive = self.alive
+        self.pay(np.where(alive, self.capacity_mw * p["fixed_om_usd_per_mw_month"], 0.0),
+                 "wages", "cost_of_goods")
+        self.pay_overheads()
+        depreciation = np.minimum(self.asset_depreciation, self.asset_book)
+        self.asset_book -= depreciation
+        self.model.firms.charge_depreciation(self.rows, depreciation)
+
+        self.demand_smoothed = smooth(self.demand_smoothed, self.requested, p["demand_smoothing"])
+        reserve = 1.0 - np.divide(
+            self.demand_smoothed, self.capacity_mw, out=np.ones(self.count),
+            where=self.capacity_mw > 0,
+        )
+        target_reserve = p["target_reserve_margin"]
+        shortfall = np.maximum(0.0, target_reserve - reserve) / target_reserve
+        scarcity = np.minimum(p["max_scarcity"], p["scarcity_slope"] * shortfall)
+        target = p["base_tariff_usd_per_mwh"] * (1.0 + scarcity)
+        self.tariff = self.tariff + p["price_adjustment"] * (target - self.tariff)
+        self.tariff = np.maximum(self.tariff, p["energy_cost_usd_per_mwh"])
+
+        planned = self.capacity_mw + self.capacity_pipeline.sum(axis=1)
+        needed = self.demand_smoothed * (1.0 + target_reserve)
+        build = np.clip(needed - planned, 0.0, p["max_build_share_per_month"] * self.capacity_mw)
+        build = np.where(alive, build, 0.0)
+        self.capacity_pipeline[:, -1] += build
+        capex = build * p["build_cost_usd_per_mw"]
+        self.pay(capex, "suppliers", "capex")
+        self.asset_book += capex
+        self.asset_depreciation += capex / p["asset_life_months"]
+
+    def reserve_margin(self) -> np.ndarray:
+        """Spare capacity share ``1 - sold / capacity`` this month."""
+        return 1.0 - np.divide(
+            self.sold, self.capacity_mw, out=np.ones(self.count), where=self.capacity_mw > 0
+        )
+
+    def on_default(self, defaulted) -> None:
+        self.capacity_mw[defaulted] = 0.0
+        self.capacity_pipeline[defaulted] = 0.0
+        self.asset_book[defaulted] = 0.0
+        self.asset_depreciation[defaulted] = 0.0
+
+    def book_value(self) -> np.ndarray:
+        return self.asset_book
+
+    def physical_stocks(self) -> dict[str, np.ndarray]:
+        return {"power": np.zeros(self.count)}
+
+    def firm_state(self) -> dict[str, np.ndarray]:
+        return {
+            "price_usd_per_mwh": self.tariff,
+            "capacity_mw": self.capacity_mw,
+            "capacity_on_order_mw": self.capacity_pipeline.sum(axis=1),
+        }

@@ -1,0 +1,183 @@
+"""Equipment vendors: make-to-order producers with markup pricing and slow capacity growth.
+
+Shared behaviour of chip vendors (accelerators) and network vendors (network kits). Each
+vendor has a monthly production capacity; sells at most that; pays its unit cost to an
+outside supplier (a foundry) for every unit sold; prices by markup over unit cost raised
+when notional demand exceeds capacity (`markup_price` kernel), approached by partial
+adjustment; and adds capacity after a lead time when demand runs above capacity.
+
+Price rule, per vendor and month:
+    target = unit_cost * (1 + markup) * (1 + min(max_scarcity, scarcity_slope * max(0, D/K - 1)))
+    price  = price + price_adjustment * (target - price)
+with D the smoothed notional demand and K the capacity. Capacity rule: when D/K > 1, order
+``K * min(max_expansion_per_month, expansion_response * (D/K - 1))`` units per month of new
+capacity, arriving after ``capacity_lead_months`` and paid now at
+``capacity_cost_usd_per_unit_month``; when D/K < 0.5, capacity shrinks by
+``capacity_decay_per_month``.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+
+from marketsim.markets.kernels import markup_price
+from marketsim.schema import Param
+from marketsim.sectors.base import Sector
+from marketsim.sectors.base import shift_pipeline
+from marketsim.sectors.base import smooth
+
+
+def vendor_params(
+    unit: str,
+    capacity: tuple[float, str],
+    unit_cost: tuple[float, str],
+    price: tuple[float, str],
+    markup: tuple[float, str],
+    lead: tuple[int, str],
+) -> dict[str, Param]:
+    """The parameters of an equipment vendor, with defaults and their sources."""
+    return {
+        "capacity_per_month": Param(
+            float, capacity[0], f"production capacity per firm ({unit} per month)",
+            f"{unit} per month", ge=0, source=capacity[1],
+        ),
+        "unit_cost_usd": Param(
+            float, unit_cost[0], f"cost of making one {unit[:-1]}, paid to the foundry/suppliers",
+            "USD per unit", gt=0, source=unit_cost[1],
+        ),
+        "initial_price_usd": Param(
+            float, price[0], "price posted in the first month", "USD per unit", gt=0,
+            source=price[1],
+        ),
+        "markup": Param(
+            float, markup[0], "target markup over unit cost: price = cost * (1 + markup)",
+            "share", ge=0, source=markup[1],
+        ),
+        "scarcity_slope": Param(
+            float, 0.5, "price premium per unit of demand in excess of capacity", "share",
+            ge=0, source="assumption",
+        ),
+        "max_scarcity": Param(
+            float, 0.5, "largest scarcity premium over the markup price", "share", ge=0,
+            source="assumption",
+        ),
+        "price_adjustment": Param(
+            float, 0.2, "share of the gap to the target price closed each month", "share",
+            gt=0, le=1, source="assumption",
+        ),
+        "demand_smoothing": Param(
+            float, 0.3, "weight of the latest month in smoothed demand", "share", gt=0, le=1,
+            source="assumption",
+        ),
+        "capacity_lead_months": Param(
+            int, lead[0], "months from ordering capacity to producing with it", "months",
+            ge=1, le=240, source=lead[1],
+        ),
+        "expansion_response": Param(
+            float, 0.5, "capacity added per month per unit of excess demand ratio", "share",
+            ge=0, source="assumption",
+        ),
+        "max_expansion_per_month": Param(
+            float, 0.1, "largest capacity order per month, as a share of capacity", "share",
+            ge=0, source="assumption",
+        ),
+        "capacity_decay_per_month": Param(
+            float, 0.01, "capacity released per month when demand is under half of it",
+            "share", ge=0, lt=1, source="assumption",
+        ),
+        "capacity_cost_usd_per_unit_month": Param(
+            float, 5000.0, "capex per unit of monthly capacity added", "USD per (unit/month)",
+            ge=0, source="assumption",
+        ),
+        "capacity_life_months": Param(
+            int, 60, "depreciation life of capacity capex", "months", ge=1,
+            source="assumption",
+        ),
+    }
+
+
+class EquipmentVendor(Sector):
+    """A vendor of equipment made to order from a fixed monthly capacity (see module doc)."""
+
+    supplier_account: ClassVar[str] = "foundry"
+
+    def setup(self) -> None:
+        p = self.params
+        n = self.count
+        self.capacity_units = np.full(n, p["capacity_per_month"])
+        self.capacity_pipeline = np.zeros((n, p["capacity_lead_months"]))
+        self.price = np.full(n, p["initial_price_usd"])
+        self.unit_cost = np.full(n, p["unit_cost_usd"])
+        self.markup = np.full(n, p["markup"])
+        self.demand_smoothed = self.capacity_units * 0.9
+        self.capex_book = np.zeros(n)
+        self.capex_depreciation = np.zeros(n)
+
+    def observe(self, step: int) -> None:
+        self.capacity_units += shift_pipeline(self.capacity_pipeline)
+        self.capacity_units[~self.alive] = 0.0
+
+    def offer(self, market, block) -> None:
+        self.offered = np.where(self.alive, self.capacity_units, 0.0)
+        market.book.seller_price[block] = self.price
+        market.book.seller_capacity[block] = self.offered
+
+    def on_sold(self, market, outcome, block) -> None:
+        super().on_sold(market, outcome, block)
+        ledger = self.model.ledger
+        self.move_goods(
+            market.name, ledger.account(self.supplier_account), self.accounts, self.sold,
+            "production",
+        )
+        self.pay(self.sold * self.unit_cost, self.supplier_account, "cost_of_goods")
+
+    def account(self, step: int) -> None:
+        p = self.params
+        self.pay_overheads()
+        depreciation = np.minimum(self.capex_depreciation, self.capex_book)
+        self.capex_book -= depreciation
+        self.model.firms.charge_depreciation(self.rows, depreciation)
+
+        self.demand_smoothed = smooth(self.demand_smoothed, self.requested, p["demand_smoothing"])
+        target = markup_price(
+            self.unit_cost, self.markup, self.demand_smoothed, self.capacity_units,
+            p["scarcity_slope"], p["max_scarcity"],
+        )
+        self.price = self.price + p["price_adjustment"] * (target - self.price)
+
+        installed = self.capacity_units + self.capacity_pipeline.sum(axis=1)
+        ratio = np.divide(
+            self.demand_smoothed, installed, out=np.zeros(self.count), where=installed > 0
+        )
+        expansion = installed * np.minimum(
+            p["max_expansion_per_month"], p["expansion_response"] * np.maximum(ratio - 1.0, 0.0)
+        )
+        expansion = np.where(self.alive, expansion, 0.0)
+        self.capacity_pipeline[:, -1] += expansion
+        capex = expansion * p["capacity_cost_usd_per_unit_month"]
+        self.pay(capex, self.supplier_account, "capex")
+        self.capex_book += capex
+        self.capex_depreciation += capex / p["capacity_life_months"]
+        shrink = (ratio < 0.5) & (installed > 0)
+        self.capacity_units[shrink] *= 1.0 - p["capacity_decay_per_month"]
+
+    def on_default(self, defaulted) -> None:
+        self.capacity_units[defaulted] = 0.0
+        self.capacity_pipeline[defaulted] = 0.0
+        self.capex_book[defaulted] = 0.0
+        self.capex_depreciation[defaulted] = 0.0
+
+    def book_value(self) -> np.ndarray:
+        return self.capex_book
+
+    def physical_stocks(self) -> dict[str, np.ndarray]:
+        return {self.sells: np.zeros(self.count)}
+
+    def firm_state(self) -> dict[str, np.ndarray]:
+        return {
+            "price_usd": self.price,
+            "capacity_per_month": self.capacity_units,
+            "capacity_on_order": self.capacity_pipeline.sum(axis=1),
+        }
