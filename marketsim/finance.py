@@ -1,7 +1,8 @@
 """Financing and failure: interest, tax, funding gaps, defaults. Vectorised over all firms.
 
 At the end of every step each firm pays interest on its debt and repays a slice of the
-principal, pays tax on positive pre-tax profit, and covers any negative cash first with new
+principal, pays tax on positive pre-tax profit, pays a share of positive net income to its
+shareholders, uses cash above a buffer of a few months' costs to repay debt early, and covers any negative cash first with new
 equity (if the capital market offers it) and then with debt up to a leverage limit. A firm
 still short of cash defaults: it exits, lenders absorb its negative cash and its debt, its
 equity is written off, and its capacity is scrapped. Write-offs show in the results.
@@ -37,6 +38,14 @@ FINANCE_TABLE = TableSchema(
         "debt_term_months": Param(
             int, 60, "debt is repaid in equal slices over this term", "months", ge=1,
             source="assumption",
+        ),
+        "payout_ratio": Param(
+            float, 0.5, "share of positive net income paid to shareholders each month",
+            "share", ge=0, le=1, source="assumption",
+        ),
+        "cash_buffer_months": Param(
+            float, 3.0, "months of costs a firm keeps in cash; cash above it repays debt",
+            "months", ge=0, source="assumption",
         ),
         "tax_rate": Param(
             float, 0.21, "tax on positive pre-tax profit", "share", ge=0, lt=1,
@@ -77,6 +86,17 @@ def close_books(model: SupplyChainModel) -> None:
     pre_tax = firms.operating_income_so_far()
     tax = np.where(alive, params["tax_rate"] * np.maximum(pre_tax, 0.0), 0.0)
     ledger.transfer(cash_asset, accounts, ledger.account("taxes"), tax, flows.TAX)
+
+    net_income = pre_tax - tax
+    dividends = np.where(alive, params["payout_ratio"] * np.maximum(net_income, 0.0), 0.0)
+    dividends = np.minimum(dividends, np.maximum(firms.cash, 0.0))
+    model.pay_dividends(dividends)
+
+    costs = firms.monthly_costs_so_far()
+    excess = np.maximum(0.0, firms.cash - params["cash_buffer_months"] * costs)
+    prepaid = np.where(alive, np.minimum(excess, firms.debt), 0.0)
+    ledger.transfer(cash_asset, accounts, lenders, prepaid, flows.DEBT_REPAY)
+    firms.debt -= prepaid
 
     gap = np.where(alive, np.maximum(0.0, -firms.cash), 0.0)
     equity = np.minimum(gap, model.equity_offer)

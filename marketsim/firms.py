@@ -22,6 +22,7 @@ INCOME_FIELDS = (
     "capex",
     "equity_issued",
     "debt_drawn",
+    "dividends",
 )
 """Per-step flows of each firm (USD per step)."""
 
@@ -85,6 +86,12 @@ class FirmTable:
             - self.depreciation_pending
         )
 
+    def monthly_costs_so_far(self) -> np.ndarray:
+        """Cash costs booked so far this step: cost of goods, opex, interest (USD)."""
+        flows = self.ledger.flows
+        out = self.ledger.flow_out[0, :, : self.n]
+        return out[flows.COST_OF_GOODS] + out[flows.OPEX] + out[flows.INTEREST]
+
     def close_income_statement(self) -> None:
         """Read this step's income statement of every firm off the ledger's flows."""
         flows = self.ledger.flows
@@ -99,6 +106,7 @@ class FirmTable:
         self.capex = out[flows.CAPEX].copy()
         self.equity_issued = into[flows.EQUITY].copy()
         self.debt_drawn = into[flows.DEBT_DRAW].copy()
+        self.dividends = out[flows.DIVIDEND].copy()
         self.net_income = (
             self.revenue - self.cost_of_goods - self.opex - self.interest - self.tax
         )

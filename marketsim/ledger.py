@@ -49,6 +49,7 @@ class Flows:
         "interest",  # cash out to lenders
         "tax",  # cash out to the state
         "equity",  # cash in from investors (new shares)
+        "dividend",  # cash out to shareholders
         "debt_draw",  # cash in borrowed
         "debt_repay",  # cash out repaying principal
         "write_off",  # losses absorbed by lenders or investors at default
@@ -191,7 +192,10 @@ class Ledger:
         Raises:
             LedgerError: naming the step, the account, the asset and the amount.
         """
-        tolerance = 1e-9 * np.maximum(1.0, self.turnover + np.abs(self.opening))
+        # rounding allowance: relative to the account's own activity and, for accounts that
+        # were idle this step, to the asset's activity in the whole economy
+        scale = self.turnover + np.abs(self.opening)
+        tolerance = 1e-9 * (1.0 + scale) + 1e-12 * self.turnover.sum(axis=1, keepdims=True)
         if not np.isfinite(self.balances).all():
             asset, account = np.argwhere(~np.isfinite(self.balances))[0]
             self._fail(asset, account, self.balances[asset, account], "balance is not finite")

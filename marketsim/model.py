@@ -231,6 +231,15 @@ class SupplyChainModel(mesa.Model):
         return {a: (np.concatenate(acc), np.concatenate(val)) for a, (acc, val) in
                 stocks.items()}
 
+    def pay_dividends(self, amounts: np.ndarray) -> None:
+        """Pay ``amounts`` (USD per firm) to shareholders: the capital market, else savers."""
+        if self.capital_market is not None:
+            self.capital_market.receive_dividends(amounts)
+            return
+        ledger = self.ledger
+        ledger.transfer(ledger.asset("cash"), np.arange(self.firms.n), ledger.account("savers"),
+                        amounts, ledger.flows.DIVIDEND)
+
     def issue_equity(self, amounts: np.ndarray) -> None:
         """Issue new shares worth ``amounts`` (USD per firm) to the capital market."""
         if self.capital_market is not None and amounts.any():

@@ -81,6 +81,9 @@ class Results:
         check_writable(target, overwrite)
         target.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(staging, 0o777 & ~umask)
         try:
             for name, frame in self.tables.items():
                 _write_parquet(frame, staging / f"{name}.parquet", name)

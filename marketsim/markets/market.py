@@ -57,6 +57,9 @@ class MarketBook:
         seller_capacity: quantity each seller offers this step, in the good's unit (>= 0).
         buyer_demand: quantity each buyer wants this step (>= 0).
         buyer_limit_price: the most a buyer pays per unit (used by auctions).
+        buyer_forward_demand: what each buyer expects to need once its projects are
+            built (for power: shell built plus under construction, the interconnection
+            queue); sellers with long lead times plan capacity from it.
     """
 
     buyer_indptr: np.ndarray
@@ -66,6 +69,7 @@ class MarketBook:
     seller_capacity: np.ndarray
     buyer_demand: np.ndarray
     buyer_limit_price: np.ndarray
+    buyer_forward_demand: np.ndarray
 
     @property
     def n_buyers(self) -> int:
@@ -195,6 +199,7 @@ class Market:
             seller_capacity=np.zeros(n_sellers),
             buyer_demand=np.zeros(n_buyers),
             buyer_limit_price=np.full(n_buyers, np.finfo(np.float64).max / 4),
+            buyer_forward_demand=np.zeros(n_buyers),
         )
         self.billed_units_per_unit = 1.0
         """Units billed per unit of quantity (for power: hours x load factor per MW)."""

@@ -9,9 +9,11 @@ Usable fleet (the constraint that strands accelerators):
     stranded = fleet - usable
     compute capacity (accelerator-hours) = usable * 730 * availability
 
-Planning (order-up-to, the bullwhip source): smoothed demand D and growth g (both from
-notional demand for compute) give expected demand ``D * (1 + optimism * g) ** H`` at horizon
-H months; the target fleet serves it at ``target_utilization``. Accelerator orders =
+Planning (order-up-to, the bullwhip source): smoothed own demand D and the smoothed growth g
+of the whole compute market's demand (both notional, at posted prices) give expected demand
+``D * (1 + optimism * g) ** H`` at horizon
+H months; the target fleet serves it at ``target_utilization``, capped at what the shell
+built by delivery can power (plus ``strand_tolerance``). Accelerator orders =
 target fleet + retirements due within the horizon - fleet - on order; kits follow; shell MW
 is ordered for the construction horizon. Orders are scaled down to what the operator can
 fund (cash + debt room + equity offered).
@@ -57,6 +59,11 @@ class Datacenter(Sector):
             "initial_shell_mw": Param(
                 float, 900.0, "facility power built per operator at the start", "MW", ge=0,
                 source="assumption: initial fleet x 1.26 kW x PUE 1.3 plus 10% headroom",
+            ),
+            "initial_under_construction_mw": Param(
+                float, 600.0, "shell under construction at the start per operator, finishing "
+                "evenly over the construction lead time (already paid for)", "MW", ge=0,
+                source="assumption",
             ),
             "kw_per_accelerator": Param(
                 float, 1.26, "server power per accelerator", "kW", gt=0,
@@ -132,12 +139,16 @@ class Datacenter(Sector):
                 float, 0.1, "weight of the latest month in smoothed demand growth", "share",
                 gt=0, le=1, source="assumption",
             ),
+            "strand_tolerance": Param(
+                float, 0.05, "how far the fleet plan may run ahead of the shell that will be "
+                "built by delivery", "share", ge=0, source="assumption",
+            ),
             "demand_optimism": Param(
                 float, 1.0, "multiplier on extrapolated demand growth in capacity plans",
                 "ratio", ge=0, source="assumption",
             ),
             "max_growth_per_month": Param(
-                float, 0.1, "cap on extrapolated monthly demand growth", "share", ge=0,
+                float, 0.04, "cap on extrapolated monthly demand growth", "share", ge=0,
                 source="assumption",
             ),
         },
@@ -159,13 +170,15 @@ class Datacenter(Sector):
         self.kit_pipeline = np.zeros((n, p["delivery_lead_months"]))
         self.pending_cost = np.zeros((n, p["delivery_lead_months"]))
         self.shell_mw = np.full(n, p["initial_shell_mw"])
-        self.shell_pipeline = np.zeros((n, p["construction_lead_months"]))
+        build = p["construction_lead_months"]
+        self.shell_pipeline = np.full((n, build), p["initial_under_construction_mw"] / build)
         self.shell_book = self.shell_mw * p["build_cost_usd_per_mw"] * 0.5
         self.shell_depreciation = self.shell_book / (p["building_life_months"] * 0.5)
         self.price = np.full(n, p["initial_price_usd_per_acc_hour"])
         capacity = self.fleet * HOURS_PER_MONTH * p["availability"]
         self.demand_smoothed = capacity * p["target_utilization"]
-        self.growth_smoothed = np.zeros(n)
+        self.growth_smoothed = 0.0
+        """Smoothed monthly growth of the whole compute market's demand (share)."""
         self.power_mw = np.zeros(n)
         self.usable = np.zeros(n)
         self.accelerator_order = np.zeros(n)
@@ -224,6 +237,8 @@ class Datacenter(Sector):
             demand = self.kit_order
         else:  # power: enough for the whole installed fleet, within the built shell
             demand = np.minimum(self.shell_mw, self.fleet * self.mw_per_accelerator)
+            queued = self.shell_mw + self.shell_pipeline.sum(axis=1)
+            market.book.buyer_forward_demand[block] = np.where(alive, queued, 0.0)
         market.book.buyer_demand[block] = np.where(alive, demand, 0.0)
 
     def on_bought(self, market, outcome, block) -> None:
@@ -289,17 +304,19 @@ class Datacenter(Sector):
 
     def _plan(self, step: int) -> None:
         p = self.params
-        previous = self.demand_smoothed
-        self.demand_smoothed = smooth(previous, self.requested, p["demand_smoothing"])
-        growth = np.divide(self.demand_smoothed, previous, out=np.ones(self.count),
-                           where=previous > 0) - 1.0
+        previous = self.demand_smoothed.sum()
+        self.demand_smoothed = smooth(self.demand_smoothed, self.requested, p["demand_smoothing"])
+        growth = self.demand_smoothed.sum() / previous - 1.0 if previous > 0 else 0.0
         self.growth_smoothed = smooth(self.growth_smoothed, growth, p["growth_smoothing"])
-        expected_growth = np.clip(p["demand_optimism"] * self.growth_smoothed,
-                                  -p["max_growth_per_month"], p["max_growth_per_month"])
+        expected_growth = float(np.clip(p["demand_optimism"] * self.growth_smoothed,
+                                        -p["max_growth_per_month"], p["max_growth_per_month"]))
         hours = HOURS_PER_MONTH * p["availability"] * p["target_utilization"]
 
         lead = p["delivery_lead_months"]
         target_fleet = self.demand_smoothed * (1.0 + expected_growth) ** lead / hours
+        shell_at_delivery = self.shell_mw + self.shell_pipeline[:, :lead].sum(axis=1)
+        powered_at_delivery = shell_at_delivery / self.mw_per_accelerator
+        target_fleet = np.minimum(target_fleet, powered_at_delivery * (1.0 + p["strand_tolerance"]))
         due = self._retiring_within(step, lead)
         on_order = self.accelerator_pipeline.sum(axis=1)
         accelerators = np.maximum(0.0, target_fleet + due - self.fleet - on_order)

@@ -9,7 +9,10 @@ notional demand in MW, K capacity in MW) and target reserve ``r*``:
     target = base_tariff * (1 + min(max_scarcity, scarcity_slope * max(0, r* - r) / r*))
     tariff = tariff + price_adjustment * (target - tariff), never below energy cost.
 Capacity rule: when capacity plus projects under construction fall short of
-``D * (1 + r*)``, order the shortfall (at most ``max_build_share_per_month`` of capacity a
+``max(D * (1 + w * g) ** L, q * Q) * (1 + r*)`` (g: smoothed growth of total demand, w: how
+much of it planners extrapolate, L: lead time, Q: its share of the load data centers have
+queued for connection — shells built and under construction — and q: how much of the queue
+it believes), order the shortfall (at most ``max_build_share_per_month`` of capacity a
 month); it arrives after ``interconnection_lead_months`` and is paid at
 ``build_cost_usd_per_mw`` when ordered.
 """
@@ -40,13 +43,19 @@ class Utility(Sector):
                 "MW", gt=0,
                 source="assumption: ~9 GW for ~4M installed accelerators at 1.26 kW x PUE 1.3",
             ),
+            "initial_under_construction_mw": Param(
+                float, 3000.0, "capacity under construction at the start per utility, arriving "
+                "evenly over the interconnection lead time", "MW", ge=0, source="assumption",
+            ),
             "load_factor": Param(
                 float, 0.8, "share of contracted MW drawn on average (energy billed)",
                 "share", gt=0, le=1, source="assumption",
             ),
             "energy_cost_usd_per_mwh": Param(
-                float, 60.0, "cost of energy (fuel or PPA) per MWh delivered", "USD per MWh",
-                ge=0, source="CALIBRATION.md power: PPA prices 2024-2025 solar about $57-60/MWh",
+                float, 45.0, "variable cost of energy (fuel, purchased energy) per MWh delivered",
+                "USD per MWh", ge=0,
+                source="assumption: below the all-in PPA prices of CALIBRATION.md power "
+                "($57-75/MWh), which include capital",
             ),
             "base_tariff_usd_per_mwh": Param(
                 float, 80.0, "tariff when the reserve margin is at or above target",
@@ -82,6 +91,24 @@ class Utility(Sector):
                 ge=1, le=240,
                 source="CALIBRATION.md power: interconnection 3-5 years; large loads 4-7 years",
             ),
+            "growth_smoothing": Param(
+                float, 0.1, "weight of the latest month in smoothed demand growth", "share",
+                gt=0, le=1, source="assumption",
+            ),
+            "planning_growth_weight": Param(
+                float, 0.5, "how much of observed demand growth capacity plans extrapolate "
+                "over the lead time (0 = plan for today's load)", "share", ge=0,
+                source="assumption",
+            ),
+            "max_growth_per_month": Param(
+                float, 0.03, "cap on extrapolated monthly demand growth", "share", ge=0,
+                source="assumption",
+            ),
+            "queue_weight": Param(
+                float, 0.8, "share of the load data centers have queued for connection (built "
+                "and under construction) the utility plans capacity for", "share", ge=0,
+                le=2, source="assumption",
+            ),
             "build_cost_usd_per_mw": Param(
                 float, 1.5e6, "capex per MW of new generation and grid connection",
                 "USD per MW", ge=0, source="assumption",
@@ -101,11 +128,19 @@ class Utility(Sector):
         p = self.params
         n = self.count
         self.capacity_mw = np.full(n, p["capacity_mw"])
-        self.capacity_pipeline = np.zeros((n, p["interconnection_lead_months"]))
+        lead = p["interconnection_lead_months"]
+        self.capacity_pipeline = np.full((n, lead), p["initial_under_construction_mw"] / lead)
         self.tariff = np.full(n, p["base_tariff_usd_per_mwh"])
         self.demand_smoothed = self.capacity_mw * (1.0 - p["target_reserve_margin"])
-        self.asset_book = np.zeros(n)
-        self.asset_depreciation = np.zeros(n)
+        # the installed base, half depreciated, plus the projects already under construction
+        self.asset_book = (0.5 * self.capacity_mw + self.capacity_pipeline.sum(axis=1)) * p[
+            "build_cost_usd_per_mw"]
+        self.asset_depreciation = self.asset_book / p["asset_life_months"]
+        self.total_demand = float(self.demand_smoothed.sum())
+        self.queued_load = np.zeros(n)
+        """This utility's share of the load queued for connection (MW)."""
+        self.growth_smoothed = 0.0
+        """Smoothed monthly growth of total power demand (share)."""
 
     @property
     def mwh_per_mw(self) -> float:
@@ -116,6 +151,11 @@ class Utility(Sector):
         self.capacity_mw += shift_pipeline(self.capacity_pipeline)
 
     def offer(self, market, block) -> None:
+        book = market.book
+        total_sold = self.sold.sum()
+        share = self.sold / total_sold if total_sold > 0 else np.full(self.count, 1 / self.count)
+        queued_weight = self.params["queue_weight"]
+        self.queued_load = queued_weight * share * book.buyer_forward_demand.sum()
         market.billed_units_per_unit = self.mwh_per_mw
         self.offered = np.where(self.alive, self.capacity_mw, 0.0)
         market.book.seller_price[block] = self.tariff
@@ -150,8 +190,16 @@ class Utility(Sector):
         self.tariff = self.tariff + p["price_adjustment"] * (target - self.tariff)
         self.tariff = np.maximum(self.tariff, p["energy_cost_usd_per_mwh"])
 
+        previous = self.total_demand
+        self.total_demand = float(self.demand_smoothed.sum())
+        growth = self.total_demand / previous - 1.0 if previous > 0 else 0.0
+        self.growth_smoothed = smooth(self.growth_smoothed, growth, p["growth_smoothing"])
+        expected_growth = float(np.clip(p["planning_growth_weight"] * self.growth_smoothed,
+                                        0.0, p["max_growth_per_month"]))
+        horizon = p["interconnection_lead_months"]
         planned = self.capacity_mw + self.capacity_pipeline.sum(axis=1)
-        needed = self.demand_smoothed * (1.0 + target_reserve)
+        trend = self.demand_smoothed * (1.0 + expected_growth) ** horizon
+        needed = np.maximum(trend, self.queued_load) * (1.0 + target_reserve)
         build = np.clip(needed - planned, 0.0, p["max_build_share_per_month"] * self.capacity_mw)
         build = np.where(alive, build, 0.0)
         self.capacity_pipeline[:, -1] += build
