@@ -19,6 +19,7 @@ from marketsim.sectors.chip_vendor import ChipVendor
 from marketsim.sectors.datacenter import Datacenter
 from marketsim.sectors.end_demand import EndDemand
 from marketsim.sectors.inference import Inference
+from marketsim.sectors.investor import Investor
 from marketsim.sectors.network_vendor import NetworkVendor
 from marketsim.sectors.utility import Utility
 
@@ -71,7 +72,8 @@ def marketsim_register_goods(register):
 
 @hookimpl
 def marketsim_register_sectors(register):
-    for sector in (ChipVendor, NetworkVendor, Utility, Datacenter, Inference, EndDemand):
+    for sector in (ChipVendor, NetworkVendor, Utility, Datacenter, Inference, EndDemand,
+                   Investor):
         register(sector)
 
 

@@ -190,6 +190,10 @@ def load_experiment(path: str | Path, overrides: list[str] | tuple[str, ...] = (
     }
     check_restrictions(config["graph"], list(config["markets"]), source)
     check_chain(config, components, source)
+    for name, params in config["agents"].items():
+        for key, message in components.sectors[name].check_params(params):
+            raise ExperimentError(message, origins.get(f"agents.{name}.{key}", source),
+                                  f"agents.{name}.{key}")
     return Experiment(config, source, experiment_sha256(config), manager, components)
 
 

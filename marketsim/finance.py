@@ -35,6 +35,10 @@ FINANCE_TABLE = TableSchema(
             le=5,
             source="assumption",
         ),
+        "collateral_sensitivity": Param(
+            float, 0.5, "elasticity of the lending value of net PP&E to the market's "
+            "valuation / fundamental value", "ratio", ge=0, source="assumption",
+        ),
         "debt_term_months": Param(
             int, 60, "debt is repaid in equal slices over this term", "months", ge=1,
             source="assumption",
@@ -55,13 +59,23 @@ FINANCE_TABLE = TableSchema(
 )
 
 
-def funding_headroom(model: SupplyChainModel) -> np.ndarray:
-    """Cash a firm could still raise as debt plus what the capital market offers (USD)."""
+def debt_room(model: SupplyChainModel) -> np.ndarray:
+    """How much more each firm may borrow (USD).
+
+    Lenders lend up to ``max_debt_to_assets`` of cash plus net PP&E valued at market:
+    book value times ``(V/F) ** collateral_sensitivity``, so collateral swells in a boom and
+    shrinks when valuations fall (the financial accelerator).
+    """
     firms = model.firms
     params = model.experiment["finance"]
-    assets = np.maximum(firms.cash, 0.0) + firms.book_value
-    debt_room = np.maximum(0.0, params["max_debt_to_assets"] * assets - firms.debt)
-    return np.where(firms.alive, debt_room + model.equity_offer, 0.0)
+    collateral = model.valuation_ratio ** params["collateral_sensitivity"]
+    assets = np.maximum(firms.cash, 0.0) + firms.book_value * collateral
+    return np.maximum(0.0, params["max_debt_to_assets"] * assets - firms.debt)
+
+
+def funding_headroom(model: SupplyChainModel) -> np.ndarray:
+    """Cash a firm could still raise as debt plus what the capital market offers (USD)."""
+    return np.where(model.firms.alive, debt_room(model) + model.equity_offer, 0.0)
 
 
 def close_books(model: SupplyChainModel) -> None:
@@ -102,9 +116,7 @@ def close_books(model: SupplyChainModel) -> None:
     equity = np.minimum(gap, model.equity_offer)
     model.issue_equity(equity)
     gap -= equity
-    assets = np.maximum(firms.cash, 0.0) + firms.book_value
-    debt_room = np.maximum(0.0, params["max_debt_to_assets"] * assets - firms.debt)
-    borrowed = np.minimum(gap, debt_room)
+    borrowed = np.minimum(gap, debt_room(model))
     ledger.transfer(cash_asset, lenders, accounts, borrowed, flows.DEBT_DRAW)
     firms.debt += borrowed
 

@@ -34,6 +34,7 @@ OUTSIDE_ACCOUNTS = (
     "production",
     "consumption",
     "scrap",
+    "rounding",
 )
 """The outside world: sources and sinks of cash and goods that are not simulated firms."""
 
@@ -59,6 +60,7 @@ class Flows:
         "buy",  # goods in from a market
         "consumption",  # goods used up (energy, compute, tokens)
         "retirement",  # goods scrapped at end of life or at default
+        "rounding",  # floating-point dust swept out of clearing accounts
     )
 
     def __init__(self):
@@ -172,6 +174,20 @@ class Ledger:
             np.add.at(row, destination, amounts)
         np.add.at(self.turnover[asset], source, amounts)
         np.add.at(self.turnover[asset], destination, amounts)
+
+    def sweep_rounding(self, account: int, volume: float) -> None:
+        """Move floating-point dust left in a clearing account to the ``rounding`` account.
+
+        Only a residual within ``1e-9 * volume`` (the step's flow through the account) is
+        swept; anything larger stays for `check` to report.
+        """
+        rounding = self.account("rounding")
+        for asset in range(len(self.asset_names)):
+            residual = self.balances[asset, account]
+            if residual != 0.0 and abs(residual) <= 1e-9 * max(volume, 1.0):
+                source, destination = (account, rounding) if residual > 0 else (rounding, account)
+                self._post(asset, np.array([source]), np.array([destination]),
+                           np.array([abs(residual)]), self.flows.ROUNDING, self.flows.ROUNDING)
 
     def flow_total_out(self, flow: int, asset: int = 0) -> np.ndarray:
         """This step's amount paid out under ``flow`` per account (cash by default)."""

@@ -49,12 +49,16 @@ def by_sector(model: SupplyChainModel, values: np.ndarray) -> np.ndarray:
                        minlength=len(model.firm_sectors)).astype(float)
 
 
-def ratio(numerator, denominator) -> np.ndarray:
-    """``numerator / denominator`` with NaN where the denominator is zero."""
+def ratio(numerator, denominator, smallest: float = 0.0) -> np.ndarray:
+    """``numerator / denominator``, NaN where ``|denominator| <= smallest`` (e.g. $1 of revenue)."""
     numerator = np.asarray(numerator, dtype=float)
     denominator = np.asarray(denominator, dtype=float)
     out = np.full(np.broadcast(numerator, denominator).shape, np.nan)
-    return np.divide(numerator, denominator, out=out, where=denominator != 0)
+    return np.divide(numerator, denominator, out=out, where=np.abs(denominator) > smallest)
+
+
+MIN_REVENUE_USD = 1.0
+"""Revenue below one dollar makes a margin undefined (null), not a huge ratio of dust."""
 
 
 def _sector_sum(field: str) -> Callable:
@@ -102,12 +106,33 @@ def _compute_utilization(model) -> float:
     market = model.markets.get("compute")
     if market is None:
         return np.nan
-    return float(ratio(market.outcome.seller_sold.sum(), market.book.seller_capacity.sum()))
+    installed = sum(float(sector.installed_offered.sum())
+                    for sector, _, _ in market.sellers.sectors)
+    return float(ratio(market.outcome.seller_sold.sum(), installed))
 
 
 def _stranded_total(model) -> float:
     values = [s.stranded.sum() for s in model.firm_sectors if hasattr(s, "stranded")]
     return float(np.sum(values)) if values else np.nan
+
+
+def _capital(model, attribute: str) -> np.ndarray:
+    market = model.capital_market
+    if market is None:
+        return np.full(len(model.firm_sectors), np.nan)
+    return by_sector(model, getattr(market, attribute))
+
+
+def _capital_scalar(model, attribute: str) -> float:
+    market = model.capital_market
+    return float(getattr(market, attribute)) if market is not None else np.nan
+
+
+def _valuation_to_fundamental(model) -> float:
+    market = model.capital_market
+    if market is None:
+        return np.nan
+    return float(ratio(market.valuation.sum(), market.fundamental.sum()))
 
 
 BUILTIN_METRICS = [
@@ -116,10 +141,12 @@ BUILTIN_METRICS = [
     MetricSpec("sectors", "gross_profit", _gross_profit, "USD per step",
                "revenue - cost of goods (incl. depreciation)"),
     MetricSpec("sectors", "gross_margin",
-               lambda m: ratio(_gross_profit(m), by_sector(m, m.firms.revenue)), "share",
+               lambda m: ratio(_gross_profit(m), by_sector(m, m.firms.revenue), MIN_REVENUE_USD),
+               "share",
                "gross profit / revenue; null without revenue"),
     MetricSpec("sectors", "operating_margin",
-               lambda m: ratio(_operating_income(m), by_sector(m, m.firms.revenue)), "share",
+               lambda m: ratio(_operating_income(m), by_sector(m, m.firms.revenue),
+                               MIN_REVENUE_USD), "share",
                "(gross profit - opex) / revenue; null without revenue"),
     MetricSpec("sectors", "value_capture_share",
                lambda m: ratio(_gross_profit(m), _gross_profit(m).sum()), "share",
@@ -158,6 +185,19 @@ BUILTIN_METRICS = [
         "good's unit per step", "capacity sellers offered"),
     MetricSpec("markets", "unfilled", _market_sum("buyer_unfilled"), "good's unit per step",
                "demand that could not be met"),
+    MetricSpec("sectors", "valuation", lambda m: _capital(m, "valuation"), "USD",
+               "market value of the sector's firms (null without a capital market)"),
+    MetricSpec("sectors", "fundamental_value", lambda m: _capital(m, "fundamental"), "USD",
+               "fundamentalists' value of the sector's firms from expected cash flows"),
+    MetricSpec("chain", "valuation", lambda m: float(np.sum(_capital(m, "valuation"))), "USD",
+               "market value of all firms"),
+    MetricSpec("chain", "fundamental_value",
+               lambda m: float(np.sum(_capital(m, "fundamental"))), "USD",
+               "fundamental value of all firms"),
+    MetricSpec("chain", "valuation_to_fundamental", _valuation_to_fundamental, "ratio",
+               "valuation / fundamental value (bubble indicator)"),
+    MetricSpec("chain", "trend_follower_share", lambda m: _capital_scalar(m, "trend_share"),
+               "share", "share of investors following trends (Brock-Hommes)"),
     MetricSpec("chain", "end_revenue", _end_revenue, "USD per step",
                "what end customers spend on tokens"),
     MetricSpec("chain", "chain_revenue", lambda m: _chain_total(m, "revenue"), "USD per step",
@@ -168,10 +208,11 @@ BUILTIN_METRICS = [
     MetricSpec("chain", "chain_capex", lambda m: _chain_total(m, "capex"), "USD per step",
                "capex of all firms"),
     MetricSpec("chain", "capex_to_revenue",
-               lambda m: float(ratio(_chain_total(m, "capex"), _end_revenue(m))), "ratio",
+               lambda m: float(ratio(_chain_total(m, "capex"), _end_revenue(m), MIN_REVENUE_USD)),
+               "ratio",
                "chain capex / end revenue"),
     MetricSpec("chain", "utilization", _compute_utilization, "share",
-               "compute sold / compute capacity"),
+               "compute sold / what the installed fleet could sell (stranded included)"),
     MetricSpec("chain", "stranded_accelerators", _stranded_total, "accelerators",
                "installed accelerators without power or network"),
     MetricSpec("chain", "defaults", lambda m: float((m.firms.defaulted_step >= 0).sum()),

@@ -96,7 +96,7 @@ class SupplyChainModel(mesa.Model):
         self.firms = FirmTable(n_firms, sector_code, region_code, self.ledger)
         self.equity_offer = np.zeros(n_firms)
         """Equity the capital market would supply to each firm this step (USD)."""
-        self.capital_market = None
+        self.capital_market = next((s for s in self.firm_sectors if s.supplies_equity), None)
         """The sector that supplies equity (the investor sector), if any."""
 
         self.markets: dict[str, Market] = {}
@@ -230,6 +230,11 @@ class SupplyChainModel(mesa.Model):
                     values.append(stock)
         return {a: (np.concatenate(acc), np.concatenate(val)) for a, (acc, val) in
                 stocks.items()}
+
+    @property
+    def valuation_ratio(self) -> float:
+        """Market-wide valuation / fundamental value (1 without a capital market)."""
+        return float(self.capital_market.ratio) if self.capital_market is not None else 1.0
 
     def pay_dividends(self, amounts: np.ndarray) -> None:
         """Pay ``amounts`` (USD per firm) to shareholders: the capital market, else savers."""

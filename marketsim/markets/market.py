@@ -237,3 +237,5 @@ class Market:
         ledger.transfer_flows(cash, self.buyers.accounts, self.account, paid, buyer_flows)
         received = outcome.seller_value * billed
         ledger.transfer(cash, self.account, self.sellers.accounts, received, flows.REVENUE)
+        volume = float(paid.sum() + outcome.seller_sold.sum() + 1.0)
+        ledger.sweep_rounding(self.account, volume)

@@ -70,6 +70,9 @@ class Sector:
             (``"cost_of_goods"`` or ``"capex"``).
         has_accounts: True for firms with their own books; False for end-market segments,
             whose cash comes from the outside account ``outside_account``.
+        supplies_equity: True for the capital market (at most one such sector is used): it
+            must provide ``allocate(step)``, ``buy_shares(amounts)``,
+            ``receive_dividends(amounts)`` and a ``ratio`` (valuation / fundamental value).
 
     Args:
         model: the model the sector belongs to.
@@ -87,6 +90,7 @@ class Sector:
     purchase_flows: ClassVar[dict[str, str]] = {}
     has_accounts: ClassVar[bool] = True
     outside_account: ClassVar[str] = ""
+    supplies_equity: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -107,6 +111,17 @@ class Sector:
         """Quantity sold this step, in the sold good's unit."""
         self.requested = np.zeros(count)
         """Notional demand at the posted price this step, in the sold good's unit."""
+        self.installed_offered = np.zeros(count)
+        """`installed_capacity` when this step's offer was made (stranded assets included)."""
+
+    @classmethod
+    def check_params(cls, params: dict[str, Any]) -> list[tuple[str, str]]:
+        """Checks across parameters the schema cannot express.
+
+        Returns:
+            (key, message) for each problem, e.g. ``("max_x", "must be >= min_x, got 1")``.
+        """
+        return []
 
     # -- the phases -----------------------------------------------------------------------
 
@@ -124,6 +139,7 @@ class Sector:
 
     def on_sold(self, market: Market, outcome: ClearingOutcome, block: slice) -> None:
         """Produce what was sold: record it and post production to the ledger."""
+        self.installed_offered = self.installed_capacity()
         self.sold = outcome.seller_sold[block].copy()
         self.requested = outcome.seller_requested[block].copy()
 
@@ -141,6 +157,13 @@ class Sector:
     def capacity(self) -> np.ndarray:
         """Capacity offered this step per member, in the sold good's unit."""
         return self.offered
+
+    def installed_capacity(self) -> np.ndarray:
+        """Capacity if every installed asset could run, in the sold good's unit per step.
+
+        Equals `capacity` unless assets can sit idle for want of inputs (stranded).
+        """
+        return self.capacity()
 
     def physical_stocks(self) -> dict[str, np.ndarray]:
         """Good name -> what each member holds by its own state (checked against the ledger)."""

@@ -12,11 +12,14 @@ Usable fleet (the constraint that strands accelerators):
 Planning (order-up-to, the bullwhip source): smoothed own demand D and the smoothed growth g
 of the whole compute market's demand (both notional, at posted prices) give expected demand
 ``D * (1 + optimism * g) ** H`` at horizon
-H months; the target fleet serves it at ``target_utilization``, capped at what the shell
+H months; the target fleet serves it at ``target_utilization``, scaled by
+``(V/F) ** valuation_sensitivity`` (the capital market's valuation / fundamental value:
+Tobin's q makes plans bigger in a boom), capped at what the shell
 built by delivery can power (plus ``strand_tolerance``). Accelerator orders =
 target fleet + retirements due within the horizon - fleet - on order; kits follow; shell MW
 is ordered for the construction horizon. Orders are scaled down to what the operator can
-fund (cash + debt room + equity offered).
+fund (cash + debt room + equity offered, less a buffer of ``cash_buffer_months`` of
+costs), equipment first, then buildings.
 
 Price of compute: tatonnement on notional demand vs capacity (`tatonnement_price`), never
 below the power cost of an accelerator-hour.
@@ -142,6 +145,11 @@ class Datacenter(Sector):
             "strand_tolerance": Param(
                 float, 0.05, "how far the fleet plan may run ahead of the shell that will be "
                 "built by delivery", "share", ge=0, source="assumption",
+            ),
+            "valuation_sensitivity": Param(
+                float, 0.5, "elasticity of planned capacity to the market's valuation / "
+                "fundamental value (Tobin's q): rich valuations make plans bigger", "ratio",
+                ge=0, source="assumption",
             ),
             "demand_optimism": Param(
                 float, 1.0, "multiplier on extrapolated demand growth in capacity plans",
@@ -311,6 +319,7 @@ class Datacenter(Sector):
         expected_growth = float(np.clip(p["demand_optimism"] * self.growth_smoothed,
                                         -p["max_growth_per_month"], p["max_growth_per_month"]))
         hours = HOURS_PER_MONTH * p["availability"] * p["target_utilization"]
+        hours /= self.model.valuation_ratio ** p["valuation_sensitivity"]
 
         lead = p["delivery_lead_months"]
         target_fleet = self.demand_smoothed * (1.0 + expected_growth) ** lead / hours
@@ -328,16 +337,18 @@ class Datacenter(Sector):
         shell_target = fleet_later * self.mw_per_accelerator
         shell = np.maximum(0.0, shell_target - self.shell_mw - self.shell_pipeline.sum(axis=1))
 
-        unit_cost = self._unit_prices()
-        spend = accelerators * unit_cost + kits * self._kit_price() + shell * p[
-            "build_cost_usd_per_mw"]
-        budget = np.maximum(0.0, self.cash) + funding_headroom(self.model)[self.rows]
-        scale = np.minimum(1.0, np.divide(budget, spend, out=np.ones(self.count),
-                                          where=spend > 0))
-        scale = np.where(self.alive, scale, 0.0)
-        self.accelerator_order = accelerators * scale
-        self.kit_order = kits * scale
-        shell_order = shell * scale
+        # funding: equipment first (it earns soonest), then buildings with what is left
+        firms = self.model.firms
+        reserve = self.model.experiment["finance"]["cash_buffer_months"] * (
+            firms.monthly_costs_so_far()[self.rows])
+        budget = self.cash + funding_headroom(self.model)[self.rows] - reserve
+        budget = np.where(self.alive, np.maximum(0.0, budget), 0.0)
+        equipment = accelerators * self._unit_prices() + kits * self._kit_price()
+        equipment_scale = _affordable_share(budget, equipment)
+        self.accelerator_order = accelerators * equipment_scale
+        self.kit_order = kits * equipment_scale
+        budget = np.maximum(0.0, budget - equipment * equipment_scale)
+        shell_order = shell * _affordable_share(budget, shell * p["build_cost_usd_per_mw"])
         self.shell_pipeline[:, -1] += shell_order
         shell_capex = shell_order * p["build_cost_usd_per_mw"]
         self.pay(shell_capex, "suppliers", "capex")
@@ -360,12 +371,12 @@ class Datacenter(Sector):
         return float(market.book.seller_price.mean()) if market and market.book.n_sellers else 0
 
     def on_default(self, defaulted) -> None:
-        scrap = self.model.ledger.account("scrap")
+        ledger = self.model.ledger
+        scrap = ledger.account("scrap")
         ids = self.accounts[defaulted]
-        units = (self.fleet + self.accelerator_pipeline.sum(axis=1))[defaulted]
-        kits = (self.kits + self.kit_pipeline.sum(axis=1))[defaulted]
-        self.move_goods("accelerators", ids, scrap, units, "retirement")
-        self.move_goods("network_kits", ids, scrap, kits, "retirement")
+        for good in ("accelerators", "network_kits"):  # everything the books say they hold
+            held = np.maximum(ledger.balances[ledger.asset(good), ids], 0.0)
+            self.move_goods(good, ids, scrap, held, "retirement")
         for array in (self.vintage_units, self.vintage_cost, self.accelerator_pipeline,
                       self.kit_pipeline, self.pending_cost, self.shell_pipeline):
             array[defaulted] = 0.0
@@ -379,6 +390,11 @@ class Datacenter(Sector):
     def stranded(self) -> np.ndarray:
         """Installed accelerators that cannot run: unpowered or unnetworked."""
         return np.maximum(0.0, self.fleet - self.usable)
+
+    def installed_capacity(self) -> np.ndarray:
+        """Accelerator-hours the whole fleet could sell if powered and networked."""
+        return np.where(self.alive, self.fleet, 0.0) * HOURS_PER_MONTH * self.params[
+            "availability"]
 
     def book_value(self) -> np.ndarray:
         return self.it_book + self.shell_book
@@ -403,3 +419,8 @@ class Datacenter(Sector):
             "shell_under_construction_mw": self.shell_pipeline.sum(axis=1),
             "power_mw": self.power_mw,
         }
+
+
+def _affordable_share(budget: np.ndarray, spend: np.ndarray) -> np.ndarray:
+    """Share of ``spend`` (USD) that ``budget`` (USD) covers, in [0, 1]."""
+    return np.clip(np.divide(budget, spend, out=np.ones_like(spend), where=spend > 0), 0.0, 1.0)

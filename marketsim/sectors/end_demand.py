@@ -46,15 +46,15 @@ class EndDemand(Sector):
                 source="CALIBRATION.md revenue gap: not published; a parameter to sweep",
             ),
             "adoption_floor": Param(
-                float, 0.1, "adoption level the S-curve starts from (long-run level 1)",
+                float, 0.15, "adoption level the S-curve starts from (long-run level 1)",
                 "share", ge=0, lt=1, source="assumption",
             ),
             "adoption_midpoint_month": Param(
-                float, 24.0, "month at which adoption is halfway from floor to 1", "months",
+                float, 30.0, "month at which adoption is halfway from floor to 1", "months",
                 source="assumption",
             ),
             "adoption_speed_per_month": Param(
-                float, 0.1, "steepness of the adoption S-curve", "per month", ge=0,
+                float, 0.12, "steepness of the adoption S-curve", "per month", ge=0,
                 source="assumption",
             ),
             "demand_noise": Param(

@@ -1,0 +1,197 @@
+"""Investors: the capital market that values firms and supplies equity (the bubble engine).
+
+Fundamentalists value each firm from its expected cash flows:
+    F_i = max(0, cash_i - debt_i + 12 * NI_i / (discount_rate - long_run_growth))
+with NI_i the firm's smoothed monthly net income. The market's valuation of every AI firm
+is ``V_i = F_i * max(floor, 1 + x_t)``, where ``x_t`` is the market-wide deviation of prices
+from fundamentals, driven by the Brock–Hommes (1998) heterogeneous-beliefs map
+(`brock_hommes_step` kernel): fundamentalists (who pay a cost ``C`` for their analysis)
+expect ``x`` to return to 0, trend followers expect ``g * x_{t-1} + b``; with gross return
+``R``
+    R * x_t = n_trend_t * (g * x_{t-1} + b) + shock_t
+and the strategy shares follow a logit on realised profits with intensity of choice ``beta``.
+The fundamental steady state loses stability at ``beta* = ln(R / (g - R)) / C``
+(``R < g < 2R``): above it, optimism feeds on itself.
+
+Money: savers pay ``inflow_usd_per_month * (V/F) ** inflow_sensitivity`` into the funds
+each month (capital floods in when valuations run high and dries up when they fall);
+firms pay dividends to the funds. Each month the funds offer ``deploy_share`` of their cash
+as new equity, split over firms with positive fundamental value by valuation; a firm draws
+on its offer only to cover a cash shortfall. A firm with no fundamental value gets none: it
+must borrow or default.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+
+from marketsim.markets.beliefs import brock_hommes_step
+from marketsim.schema import Param
+from marketsim.schema import TableSchema
+from marketsim.sectors.base import Sector
+
+
+class Investor(Sector):
+    """Investment funds: valuations, strategy shares and the supply of equity."""
+
+    name = "investor"
+    doc = "Capital market: fundamentalists vs trend followers (Brock-Hommes), equity supply."
+    supplies_equity: ClassVar[bool] = True
+    schema = TableSchema(
+        doc=doc,
+        params={
+            "count": Param(int, 1, "number of funds (they share the capital equally)", "funds",
+                           ge=1, source="assumption"),
+            "initial_cash_usd": Param(float, 100e9, "funds' cash at the start (all funds)",
+                                      "USD", ge=0, source="assumption"),
+            "inflow_usd_per_month": Param(
+                float, 5e9, "savers' monthly inflow into the funds when valuations equal "
+                "fundamentals", "USD per month", ge=0, source="assumption",
+            ),
+            "inflow_sensitivity": Param(
+                float, 1.0, "elasticity of the inflow to valuation / fundamental value",
+                "ratio", ge=0, source="assumption",
+            ),
+            "deploy_share": Param(
+                float, 0.1, "share of the funds' cash offered as new equity each month",
+                "share per month", ge=0, le=1, source="assumption",
+            ),
+            "gross_return": Param(
+                float, 1.1, "R: gross return of the riskless asset per period of the "
+                "belief dynamics", "ratio", gt=1,
+                source="CALIBRATION.md classic results: Brock-Hommes example R = 1.1",
+            ),
+            "trend_coefficient": Param(
+                float, 1.2, "g: trend followers expect x_t = g * x_(t-1)", "ratio", ge=0,
+                source="CALIBRATION.md classic results: Brock-Hommes example g = 1.2",
+            ),
+            "trend_bias": Param(
+                float, 0.0, "b: trend followers' optimism, added to their forecast of x",
+                "share", ge=-1, le=1, source="assumption (0: the classic map)",
+            ),
+            "fundamentalist_cost": Param(
+                float, 1.0, "C: net per-period cost of fundamental analysis; negative when "
+                "the analysis pays for itself, so fundamentalists are the majority at x = 0",
+                "profit units", ge=-10, le=10,
+                source="CALIBRATION.md classic results: Brock-Hommes example C = 1",
+            ),
+            "intensity_of_choice": Param(
+                float, 1.5, "beta: how strongly investors switch to the strategy that "
+                "earned more (beta* = ln(R/(g-R))/C = 2.40 with the defaults)", "1 / profit",
+                ge=0, le=1000, source="assumption: below beta* (stable fundamentals)",
+            ),
+            "initial_deviation": Param(
+                float, 0.1, "x_0: market-wide valuation / fundamental - 1 at the start",
+                "share", ge=-0.9, le=10, source="assumption",
+            ),
+            "deviation_noise": Param(
+                float, 0.01, "standard deviation of the monthly shock to x", "share", ge=0,
+                le=1, source="assumption",
+            ),
+            "discount_rate_per_year": Param(
+                float, 0.10, "fundamentalists' discount rate", "per year", gt=0, le=1,
+                source="assumption",
+            ),
+            "long_run_growth_per_year": Param(
+                float, 0.03, "growth of cash flows fundamentalists assume forever",
+                "per year", ge=0, lt=1, source="assumption",
+            ),
+            "earnings_smoothing": Param(
+                float, 0.1, "weight of the latest month in smoothed net income", "share",
+                gt=0, le=1, source="assumption",
+            ),
+            "valuation_floor": Param(
+                float, 0.5, "lowest valuation / fundamental value (value buyers step in)",
+                "ratio", gt=0, le=1, source="assumption",
+            ),
+        },
+    )
+
+    @classmethod
+    def check_params(cls, params) -> list[tuple[str, str]]:
+        if params["long_run_growth_per_year"] >= params["discount_rate_per_year"]:
+            return [("long_run_growth_per_year",
+                     f"must be < discount_rate_per_year ({params['discount_rate_per_year']}), "
+                     f"got {params['long_run_growth_per_year']}")]
+        return []
+
+    def setup(self) -> None:
+        p = self.params
+        firms = self.model.firms
+        self.is_operating = np.array(
+            [not isinstance(s, Investor) for s in self.model.firm_sectors]
+        )[firms.sector_code]
+        """True for firm rows that issue shares (every firm that is not a fund)."""
+        self.earnings = np.zeros(firms.n)
+        self.fundamental = np.zeros(firms.n)
+        self.valuation = np.zeros(firms.n)
+        self.deviation_history = np.full(3, p["initial_deviation"])
+        """x_(t-1), x_(t-2), x_(t-3): the market-wide deviation, latest first."""
+        self.trend_share = 0.5
+        self.ratio = 1.0 + p["initial_deviation"]
+
+    def allocate(self, step: int) -> None:
+        """Update beliefs and valuations; offer equity for this step's funding gaps."""
+        p = self.params
+        model = self.model
+        firms = model.firms
+        deviation, self.trend_share = brock_hommes_step(
+            self.deviation_history[0], self.deviation_history[1], self.deviation_history[2],
+            p["gross_return"], p["trend_coefficient"], p["trend_bias"], p["fundamentalist_cost"],
+            p["intensity_of_choice"], p["deviation_noise"] * model.rng.standard_normal(),
+        )
+        self.deviation_history = np.array([deviation, *self.deviation_history[:2]])
+        self.ratio = max(p["valuation_floor"], 1.0 + deviation)
+
+        weight = p["earnings_smoothing"]
+        self.earnings = weight * self._net_income_now() + (1.0 - weight) * self.earnings
+        multiple = 12.0 / (p["discount_rate_per_year"] - p["long_run_growth_per_year"])
+        value = firms.cash - firms.debt + multiple * self.earnings
+        alive = firms.alive & self.is_operating
+        self.fundamental = np.where(alive, np.maximum(value, 0.0), 0.0)
+        self.valuation = self.fundamental * self.ratio
+
+        inflow = p["inflow_usd_per_month"] * self.ratio ** p["inflow_sensitivity"]
+        self._receive(np.full(self.count, inflow / self.count), "savers")
+        budget = max(0.0, float(self.cash.sum())) * p["deploy_share"]
+        total = self.valuation.sum()
+        model.equity_offer = (
+            budget * self.valuation / total if total > 0 else np.zeros(firms.n)
+        )
+
+    def _net_income_now(self) -> np.ndarray:
+        """This step's pre-tax operating result so far, per firm (USD)."""
+        return self.model.firms.operating_income_so_far()
+
+    def _receive(self, amounts: np.ndarray, source: str) -> None:
+        ledger = self.model.ledger
+        ledger.transfer(ledger.asset("cash"), ledger.account(source), self.accounts, amounts,
+                        ledger.flows.INVESTMENT)
+
+    def buy_shares(self, amounts: np.ndarray) -> None:
+        """Pay ``amounts`` (USD per firm) for new shares, equally from every fund."""
+        funds, firm_rows, each = self._pairs(amounts)
+        ledger = self.model.ledger
+        ledger.transfer(ledger.asset("cash"), funds, firm_rows, each, ledger.flows.EQUITY)
+        self.model.firms.equity_raised += amounts
+
+    def receive_dividends(self, amounts: np.ndarray) -> None:
+        """Collect ``amounts`` (USD per firm) of dividends, shared equally by the funds."""
+        funds, firm_rows, each = self._pairs(amounts)
+        ledger = self.model.ledger
+        ledger.transfer(ledger.asset("cash"), firm_rows, funds, each, ledger.flows.DIVIDEND)
+
+    def _pairs(self, amounts: np.ndarray):
+        """(fund account, firm row, amount) for every pair: each fund takes an equal part."""
+        n_firms = len(amounts)
+        funds = np.repeat(self.accounts, n_firms)
+        firm_rows = np.tile(np.arange(n_firms), self.count)
+        return funds, firm_rows, np.tile(amounts / self.count, self.count)
+
+    def firm_state(self) -> dict[str, np.ndarray]:
+        return {
+            "trend_follower_share": np.full(self.count, self.trend_share),
+            "valuation_to_fundamental": np.full(self.count, self.ratio),
+        }
