@@ -59,11 +59,25 @@ SET_OPTION = click.option(
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="marketsim")
-def main():
+def cli():
     """Agent-based market simulation of the AI supply chain."""
 
 
-@main.command()
+def main(args: list[str] | None = None) -> None:
+    """Entry point: click's own usage errors are shown as one line too, with exit code 2."""
+    try:
+        code = cli.main(args=args, prog_name="marketsim", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("interrupted: nothing was written", err=True)
+        sys.exit(130)
+    except click.ClickException as error:
+        context = f"{error.ctx.command_path}: " if getattr(error, "ctx", None) else ""
+        click.echo(f"error: {context}{error.format_message()}", err=True)
+        sys.exit(error.exit_code)
+    sys.exit(code or 0)
+
+
+@cli.command()
 @click.argument("file", type=click.Path(dir_okay=False, path_type=str))
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
               help="Results directory (default: [output] dir or results/<name>).")
@@ -107,7 +121,7 @@ def _summary(results, written: Path) -> str:
     return "\n".join(lines)
 
 
-@main.command()
+@cli.command()
 @click.argument("file", type=click.Path(dir_okay=False, path_type=str))
 @SET_OPTION
 def validate(file, sets):
@@ -118,7 +132,7 @@ def validate(file, sets):
         click.echo(dump_toml(experiment.config), nl=False)
 
 
-@main.command()
+@cli.command()
 @click.argument("file", type=click.Path(dir_okay=False, path_type=str))
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="GraphML file to write (e.g. graph.graphml).")
@@ -144,7 +158,7 @@ def graph(file, out, sets, overwrite):
                    f"{supply.number_of_edges()} edges")
 
 
-@main.command()
+@cli.command()
 @click.argument("file", required=False, type=click.Path(dir_okay=False, path_type=str))
 def plugins(file):
     """List plugins (with FILE: also the ones it names) with version, source and hooks."""

@@ -8,6 +8,7 @@ Nothing runs and nothing is written until all of that has passed.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from dataclasses import field
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any
 
 import networkx as nx
 
+from marketsim.config import SET_SOURCE
 from marketsim.config import apply_overrides
 from marketsim.config import experiment_sha256
 from marketsim.config import read_experiment_file
@@ -28,7 +30,9 @@ from marketsim.markets.market import MechanismSpec
 from marketsim.metrics import TABLES
 from marketsim.metrics import MetricSpec
 from marketsim.plugins import PluginManager
+from marketsim.plugins import BUILTIN_NAME
 from marketsim.plugins import call_hook
+from marketsim.plugins import call_registry_hook
 from marketsim.plugins import plugin_manager
 from marketsim.schema import Registry
 from marketsim.schema import TableSchema
@@ -44,6 +48,12 @@ class Components:
     mechanisms: dict[str, MechanismSpec] = field(default_factory=dict)
     metrics: list[MetricSpec] = field(default_factory=list)
     tables: dict[str, TableSchema] = field(default_factory=dict)
+    origins: dict[tuple[str, str], str] = field(default_factory=dict)
+    """(kind, name) -> the plugin that registered it (kind: sector, good, mechanism, ...)."""
+
+    def origin(self, kind: str, name: str) -> str:
+        """The plugin that registered ``name`` of ``kind``."""
+        return self.origins.get((kind, name), BUILTIN_NAME)
 
     def registry(self) -> Registry:
         """The schemas experiment files are validated against."""
@@ -63,12 +73,15 @@ def collect_components(manager: PluginManager) -> Components:
     """
     found = Components()
 
-    def adder(kind: str, target: dict, check):
+    def adder(kind: str, target: dict, check, plugin: str):
         def register(item, *extra):
             name, value = check(item, *extra)
             if name in target:
-                raise PluginError(f"{kind} {name!r} is registered twice")
+                first = found.origins.get((kind, name), BUILTIN_NAME)
+                raise PluginError(f"{kind} {name!r} is registered twice (by plugin {first!r} "
+                                  f"and by plugin {plugin!r})")
             target[name] = value
+            found.origins[(kind, name)] = plugin
 
         return register
 
@@ -94,22 +107,32 @@ def collect_components(manager: PluginManager) -> Components:
             raise PluginError(f"register_config_tables: {name!r} is reserved")
         return name, schema
 
-    def metric(spec):
-        if not isinstance(spec, MetricSpec) or spec.table not in TABLES:
-            raise PluginError(f"register_metrics: expected a MetricSpec on {TABLES}, got "
-                              f"{spec!r}")
-        if any(m.table == spec.table and m.column == spec.column for m in found.metrics):
-            raise PluginError(f"metric {spec.table}.{spec.column} is registered twice")
-        found.metrics.append(spec)
+    def metric_register(plugin: str):
+        def register(spec):
+            if not isinstance(spec, MetricSpec) or spec.table not in TABLES:
+                raise PluginError(f"register_metrics: expected a MetricSpec on {TABLES}, got "
+                                  f"{spec!r}")
+            if spec.column in RESERVED_COLUMNS:
+                raise PluginError(f"metric {spec.table}.{spec.column}: {spec.column!r} is a key "
+                                  "column of the results tables; choose another name")
+            key = ("metric", f"{spec.table}.{spec.column}")
+            if key in found.origins:
+                raise PluginError(f"metric {key[1]} is registered twice (by plugin "
+                                  f"{found.origins[key]!r} and by plugin {plugin!r})")
+            found.metrics.append(spec)
+            found.origins[("metric", f"{spec.table}.{spec.column}")] = plugin
 
-    call_hook(manager, "marketsim_register_goods", register=adder("good", found.goods, good))
-    call_hook(manager, "marketsim_register_sectors",
-              register=adder("sector", found.sectors, sector))
-    call_hook(manager, "marketsim_register_mechanisms",
-              register=adder("mechanism", found.mechanisms, mechanism))
-    call_hook(manager, "marketsim_register_metrics", register=metric)
-    call_hook(manager, "marketsim_register_config_tables",
-              register=adder("config table", found.tables, table))
+        return register
+
+    call_registry_hook(manager, "marketsim_register_goods",
+                       lambda plugin: adder("good", found.goods, good, plugin))
+    call_registry_hook(manager, "marketsim_register_sectors",
+                       lambda plugin: adder("sector", found.sectors, sector, plugin))
+    call_registry_hook(manager, "marketsim_register_mechanisms",
+                       lambda plugin: adder("mechanism", found.mechanisms, mechanism, plugin))
+    call_registry_hook(manager, "marketsim_register_metrics", metric_register)
+    call_registry_hook(manager, "marketsim_register_config_tables",
+                       lambda plugin: adder("config table", found.tables, table, plugin))
     for cls in found.sectors.values():
         for name in (cls.sells, *cls.buys):
             if name is not None and name not in found.goods:
@@ -180,8 +203,14 @@ def load_experiment(path: str | Path, overrides: list[str] | tuple[str, ...] = (
     if not isinstance(plugins, list) or not all(isinstance(p, str) for p in plugins):
         raise ExperimentError("expected a list of strings (plugin files or modules)",
                               origins.get("plugins", source), "plugins")
-    manager = plugin_manager(plugins, Path(source).resolve().parent, source)
-    components = collect_components(manager)
+    plugins_source = origins.get("plugins", source)
+    base_dir = Path.cwd() if plugins_source == SET_SOURCE else Path(plugins_source).parent
+    manager = plugin_manager(plugins, base_dir.resolve(), plugins_source)
+    try:
+        components = collect_components(manager)
+    except PluginError as error:
+        raise ExperimentError(str(error), plugins_source, "plugins") from None
+    check_name(config_name(raw), origins.get("experiment.name", source))
     config = validate(raw, components.registry(), origins, source)
     present = {name: table for name, table in config["agents"].items()}
     config["markets"] = {
@@ -195,6 +224,27 @@ def load_experiment(path: str | Path, overrides: list[str] | tuple[str, ...] = (
             raise ExperimentError(message, origins.get(f"agents.{name}.{key}", source),
                                   f"agents.{name}.{key}")
     return Experiment(config, source, experiment_sha256(config), manager, components)
+
+
+RESERVED_COLUMNS = ("replication", "step", "sector", "market", "firm", "region")
+"""Key columns of the results tables; no metric may take these names."""
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+def config_name(raw: dict[str, Any]) -> Any:
+    """The experiment's name as written (before validation), or None."""
+    table = raw.get("experiment")
+    return table.get("name") if isinstance(table, dict) else None
+
+
+def check_name(name: Any, source: str) -> None:
+    """The name becomes a directory: letters, digits, ``.``, ``_``, ``-``; no ``..``."""
+    if isinstance(name, str) and (not _NAME.fullmatch(name) or ".." in name):
+        raise ExperimentError(
+            f"must be letters, digits, '.', '_' or '-' (it names the results directory), "
+            f"got {name!r}", source, "experiment.name",
+        )
 
 
 def check_chain(config: dict[str, Any], components: Components, source: str) -> None:

@@ -16,7 +16,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from marketsim.errors import PluginError
 from marketsim.firms import INCOME_FIELDS
+from marketsim.plugins import guarded
 
 if TYPE_CHECKING:
     from marketsim.model import SupplyChainModel
@@ -220,6 +222,10 @@ BUILTIN_METRICS = [
 ]
 
 
+def _metric_values(spec: MetricSpec, model) -> np.ndarray:
+    return np.atleast_1d(np.asarray(spec.compute(model), dtype=float))
+
+
 class Recorder:
     """Collects metric values each step and turns them into tidy DataFrames.
 
@@ -245,11 +251,13 @@ class Recorder:
         sizes = {"sectors": len(model.firm_sectors), "markets": len(model.markets), "chain": 1}
         for table, specs in self.metrics.items():
             for spec in specs:
-                values = np.atleast_1d(np.asarray(spec.compute(model), dtype=float))
+                origin = model.components.origin("metric", f"{table}.{spec.column}")
+                what = f"metric {table}.{spec.column}"
+                values = guarded(origin, what, _metric_values, spec, model)
                 if values.shape != (sizes[table],):
-                    raise ValueError(
-                        f"metric {table}.{spec.column} returned shape {values.shape}, "
-                        f"expected ({sizes[table]},)"
+                    raise PluginError(
+                        f"plugin {origin!r}: {what} returned {values.shape[0]} values, "
+                        f"expected {sizes[table]} (one per {table[:-1] if table != 'chain' else 'step'})"
                     )
                 self.rows[table][spec.column].append(values.copy())
         if self.firm_level:

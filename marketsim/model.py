@@ -40,6 +40,7 @@ from marketsim.markets.market import Market
 from marketsim.markets.market import MarketParticipants
 from marketsim.metrics import Recorder
 from marketsim.plugins import call_hook
+from marketsim.plugins import guarded
 
 if TYPE_CHECKING:
     from marketsim.experiment import Experiment
@@ -96,7 +97,9 @@ class SupplyChainModel(mesa.Model):
         self.firms = FirmTable(n_firms, sector_code, region_code, self.ledger)
         self.equity_offer = np.zeros(n_firms)
         """Equity the capital market would supply to each firm this step (USD)."""
-        self.capital_market = next((s for s in self.firm_sectors if s.supplies_equity), None)
+        self.capital_market = next(
+            (s for s in self.firm_sectors if s.supplies_equity and s.count > 0), None
+        )
         """The sector that supplies equity (the investor sector), if any."""
 
         self.markets: dict[str, Market] = {}
@@ -105,7 +108,7 @@ class SupplyChainModel(mesa.Model):
 
         self._create_agents(members)
         for sector in self.sectors.values():
-            sector.setup()
+            self._act(sector, "setup")
         for sector in self.firm_sectors:
             self.ledger.open_balance(
                 self.ledger.asset("cash"), sector.accounts,
@@ -185,14 +188,14 @@ class SupplyChainModel(mesa.Model):
         self.firms.begin_step()
         call_hook(self.manager, "marketsim_step_start", model=self)
         for sector in self.sectors.values():
-            sector.observe(t)
+            self._act(sector, "observe", t)
         for market in self.markets.values():
             self._trade(market)
         for sector in self.sectors.values():
-            sector.account(t)
+            self._act(sector, "account", t)
         self.firms.book_value = self._book_values()
         if self.capital_market is not None:
-            self.capital_market.allocate(t)
+            self._act(self.capital_market, "allocate", t)
         close_books(self)
         call_hook(self.manager, "marketsim_step_end", model=self)
         self.ledger.check(self._physical_stocks())
@@ -201,29 +204,36 @@ class SupplyChainModel(mesa.Model):
 
     def _trade(self, market: Market) -> None:
         for sector, start, count in market.sellers.sectors:
-            sector.offer(market, slice(start, start + count))
+            self._act(sector, "offer", market, slice(start, start + count))
         for sector, start, count in market.buyers.sectors:
-            sector.bid(market, slice(start, start + count))
+            self._act(sector, "bid", market, slice(start, start + count))
         call_hook(self.manager, "marketsim_before_clear", model=self, market=market)
-        outcome = market.clear()
+        origin = self.components.origin("mechanism", market.mechanism.name)
+        outcome = guarded(origin, f"mechanism {market.mechanism.name!r} (clear)", market.clear)
         call_hook(self.manager, "marketsim_after_clear", model=self, market=market,
                   outcome=outcome)
         for sector, start, count in market.sellers.sectors:
-            sector.on_sold(market, outcome, slice(start, start + count))
+            self._act(sector, "on_sold", market, outcome, slice(start, start + count))
         market.settle(self.ledger, market.buyer_flows)
         for sector, start, count in market.buyers.sectors:
-            sector.on_bought(market, outcome, slice(start, start + count))
+            self._act(sector, "on_bought", market, outcome, slice(start, start + count))
+
+    def _act(self, sector, phase: str, *args):
+        """Call a sector's phase; name the plugin if a plugin's sector raises."""
+        origin = self.components.origin("sector", sector.name)
+        return guarded(origin, f"sector {sector.name!r} ({phase})", getattr(sector, phase),
+                       *args)
 
     def _book_values(self) -> np.ndarray:
         values = np.zeros(self.firms.n)
         for sector in self.firm_sectors:
-            values[sector.rows] = sector.book_value()
+            values[sector.rows] = self._act(sector, "book_value")
         return values
 
     def _physical_stocks(self) -> dict[int, tuple[np.ndarray, np.ndarray]]:
         stocks: dict[int, tuple[list, list]] = {}
         for sector in self.firm_sectors:
-            for good, stock in sector.physical_stocks().items():
+            for good, stock in self._act(sector, "physical_stocks").items():
                 if good in self.markets:
                     accounts, values = stocks.setdefault(self.ledger.asset(good), ([], []))
                     accounts.append(sector.accounts)

@@ -53,6 +53,8 @@ class PluginInfo:
     source: str
     version: str
     hooks: list[str] = field(default_factory=list)
+    sha256: str = ""
+    """Hash of the plugin's source file, so results record exactly which code ran."""
 
 
 def plugin_manager(
@@ -161,19 +163,41 @@ def call_hook(manager: PluginManager, hook_name: str, **kwargs: Any) -> list[Any
     impls = sorted(hook.get_hookimpls(), key=lambda i: 0 if i.tryfirst else 2 if i.trylast else 1)
     for impl in impls:
         args = {name: kwargs[name] for name in impl.argnames}
-        if impl.plugin_name == BUILTIN_NAME:
-            result = impl.function(**args)
-        else:
-            try:
-                result = impl.function(**args)
-            except Exception as error:
-                raise PluginError(
-                    f"plugin {impl.plugin_name!r} raised in hook {hook_name}: "
-                    f"{type(error).__name__}: {error}"
-                ) from None
+        result = guarded(impl.plugin_name, f"hook {hook_name}", impl.function, **args)
         if result is not None:
             results.append(result)
     return results
+
+
+def call_registry_hook(manager: PluginManager, hook_name: str, make_register) -> None:
+    """Call a registry hook, giving each plugin its own ``register`` callback.
+
+    Args:
+        manager: the plugin manager.
+        hook_name: a ``marketsim_register_*`` hook.
+        make_register: plugin name -> the ``register`` callback for that plugin.
+    """
+    hook = getattr(manager.hook, hook_name)
+    for impl in hook.get_hookimpls():
+        guarded(impl.plugin_name, f"hook {hook_name}", impl.function,
+                register=make_register(impl.plugin_name))
+
+
+def guarded(plugin_name: str, what: str, function, *args, **kwargs):
+    """Call plugin code; if it raises, report the plugin and ``what`` it was doing.
+
+    Built-in code is called unguarded: an exception there is a bug and keeps its traceback.
+    """
+    if plugin_name == BUILTIN_NAME:
+        return function(*args, **kwargs)
+    try:
+        return function(*args, **kwargs)
+    except PluginError:
+        raise
+    except Exception as error:
+        raise PluginError(
+            f"plugin {plugin_name!r} raised in {what}: {type(error).__name__}: {error}"
+        ) from None
 
 
 def plugin_infos(manager: PluginManager) -> list[PluginInfo]:
@@ -181,11 +205,18 @@ def plugin_infos(manager: PluginManager) -> list[PluginInfo]:
     infos = []
     for name, plugin in manager.list_name_plugin():
         source, version = manager.sources.get(name, ("registered", "unknown"))
-        hooks = sorted(
-            caller.name for caller in manager.get_hookcallers(plugin) or []
-        )
-        infos.append(PluginInfo(name=name, source=source, version=version, hooks=hooks))
+        hooks = sorted(caller.name for caller in manager.get_hookcallers(plugin) or [])
+        infos.append(PluginInfo(name=name, source=source, version=version, hooks=hooks,
+                                sha256=_source_sha256(plugin)))
     return infos
+
+
+def _source_sha256(module: Any) -> str:
+    path = getattr(module, "__file__", None)
+    if not path or not os.path.isfile(path):
+        return ""
+    with open(path, "rb") as handle:
+        return hashlib.sha256(handle.read()).hexdigest()
 
 
 def _version(distribution: str) -> str:

@@ -77,7 +77,7 @@ class Results:
             ResultsError: results exist and ``overwrite`` is false, or the directory holds
                 something other than results.
         """
-        target = Path(directory)
+        target = Path(directory).resolve()
         check_writable(target, overwrite)
         target.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
@@ -136,20 +136,29 @@ def _write_parquet(frame: pd.DataFrame, path: Path, name: str) -> None:
 
 
 def _replace_directory(staging: Path, target: Path) -> None:
-    """Move ``staging`` to ``target``, replacing old results there only at the last moment."""
+    """Put the staged results at ``target``; old results there go only at the last moment.
+
+    A new target is one atomic rename. An existing directory (empty, or holding results to
+    overwrite) is kept and its contents swapped file by file, the manifest last, so a
+    directory is never left with a manifest and half the tables.
+    """
     if not target.exists():
         os.replace(staging, target)
         return
-    if not any(target.iterdir()):
-        target.rmdir()
-        os.replace(staging, target)
-        return
     retired = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
-    retired.rmdir()
-    os.replace(target, retired)
     try:
-        os.replace(staging, target)
+        manifest = target / MANIFEST
+        if manifest.exists():
+            os.replace(manifest, retired / MANIFEST)
+        for old in target.iterdir():
+            os.replace(old, retired / old.name)
+        new_files = sorted(staging.iterdir(), key=lambda path: path.name == MANIFEST)
+        for new in new_files:
+            os.replace(new, target / new.name)
     except BaseException:
-        os.replace(retired, target)
+        for old in retired.iterdir():
+            os.replace(old, target / old.name)
         raise
-    shutil.rmtree(retired, ignore_errors=True)
+    finally:
+        shutil.rmtree(retired, ignore_errors=True)
+        shutil.rmtree(staging, ignore_errors=True)

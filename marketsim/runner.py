@@ -86,7 +86,8 @@ def _manifest(experiment, seeds, started, finished, tables) -> dict:
         "versions": {"python": platform.python_version(), **{
             name: _version(name) for name in VERSIONED}},
         "plugins": [
-            {"name": info.name, "source": info.source, "version": info.version}
+            {"name": info.name, "source": info.source, "version": info.version,
+             "sha256": info.sha256}
             for info in plugin_infos(experiment.manager)
         ],
         "tables": {name: {"rows": len(frame), "columns": list(frame.columns)}

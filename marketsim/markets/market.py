@@ -56,7 +56,8 @@ class MarketBook:
         seller_price: posted price per unit, in the good's price unit (> 0).
         seller_capacity: quantity each seller offers this step, in the good's unit (>= 0).
         buyer_demand: quantity each buyer wants this step (>= 0).
-        buyer_limit_price: the most a buyer pays per unit (used by auctions).
+        buyer_limit_price: the most a buyer pays per unit (used by auctions); ``inf`` (the
+            default) marks a market order, which pays up to the highest ask in the book.
         buyer_forward_demand: what each buyer expects to need once its projects are
             built (for power: shell built plus under construction, the interconnection
             queue); sellers with long lead times plan capacity from it.
@@ -198,7 +199,7 @@ class Market:
             seller_price=np.ones(n_sellers),
             seller_capacity=np.zeros(n_sellers),
             buyer_demand=np.zeros(n_buyers),
-            buyer_limit_price=np.full(n_buyers, np.finfo(np.float64).max / 4),
+            buyer_limit_price=np.full(n_buyers, np.inf),
             buyer_forward_demand=np.zeros(n_buyers),
         )
         self.billed_units_per_unit = 1.0

@@ -5,7 +5,8 @@
   demand is re-routed for up to ``max_rounds`` rounds, and what is left is reported.
 - ``call_auction``: a uniform-price double auction over the whole market (bids: buyers'
   demand at their limit prices; asks: sellers' capacity at their posted prices). The graph
-  decides who takes part: a buyer or seller with no open edge does not trade.
+  decides who takes part: a buyer or seller with no open edge does not trade. A bid without
+  a limit (``inf``, a market order) is entered at the highest ask in the book.
 """
 
 from __future__ import annotations
@@ -61,11 +62,12 @@ def clear_call_auction(book: MarketBook, params: dict[str, Any]) -> ClearingOutc
     seller_in = np.bincount(edge_seller, minlength=book.n_sellers) > 0
     bid_quantity = np.where(buyer_in, book.buyer_demand, 0.0)
     ask_quantity = np.where(seller_in, book.seller_capacity, 0.0)
-    price, _, bid_fill, ask_fill = call_auction(
-        book.buyer_limit_price, bid_quantity, book.seller_price, ask_quantity
-    )
+    highest_ask = float(book.seller_price.max()) if book.n_sellers else 0.0
+    limits = np.where(np.isfinite(book.buyer_limit_price), book.buyer_limit_price, highest_ask)
+    price, _, bid_fill, ask_fill = call_auction(limits, bid_quantity, book.seller_price,
+                                                ask_quantity)
     # notional demand at each seller: its capacity times demand/supply at its ask price
-    bids_at = _cumulative_at(book.buyer_limit_price, bid_quantity, book.seller_price, "ge")
+    bids_at = _cumulative_at(limits, bid_quantity, book.seller_price, "ge")
     asks_at = _cumulative_at(book.seller_price, ask_quantity, book.seller_price, "le")
     ratio = np.divide(bids_at, asks_at, out=np.zeros(book.n_sellers), where=asks_at > 0)
     requested = ask_quantity * ratio

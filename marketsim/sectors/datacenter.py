@@ -247,6 +247,10 @@ class Datacenter(Sector):
             demand = np.minimum(self.shell_mw, self.fleet * self.mw_per_accelerator)
             queued = self.shell_mw + self.shell_pipeline.sum(axis=1)
             market.book.buyer_forward_demand[block] = np.where(alive, queued, 0.0)
+            # the most a MWh is worth: the compute it runs (used by auction mechanisms)
+            value_per_mw = self.price * self.params["availability"] / self.mw_per_accelerator
+            market.book.buyer_limit_price[block] = value_per_mw / (
+                market.billed_units_per_unit / HOURS_PER_MONTH)
         market.book.buyer_demand[block] = np.where(alive, demand, 0.0)
 
     def on_bought(self, market, outcome, block) -> None:

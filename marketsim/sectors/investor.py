@@ -42,8 +42,9 @@ class Investor(Sector):
     schema = TableSchema(
         doc=doc,
         params={
-            "count": Param(int, 1, "number of funds (they share the capital equally)", "funds",
-                           ge=1, source="assumption"),
+            "count": Param(int, 1, "number of funds (they share the capital equally); 0 "
+                           "switches the capital market off", "funds", ge=0,
+                           source="assumption"),
             "initial_cash_usd": Param(float, 100e9, "funds' cash at the start (all funds)",
                                       "USD", ge=0, source="assumption"),
             "inflow_usd_per_month": Param(

@@ -1,0 +1,1 @@
+"""Markets: goods, their clearing mechanisms and the numba kernels that clear them."""

@@ -1,0 +1,299 @@
+"""The books balance: random experiments run clean, stocks are conserved, tampering is caught."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from hypothesis import given
+from hypothesis import settings
+from hypothesis import strategies as st
+
+import marketsim
+from marketsim import LedgerError
+from marketsim.cli import cli
+from marketsim.ledger import Ledger
+from marketsim.model import SupplyChainModel
+
+SECTORS = ("chip_vendor", "network_vendor", "utility", "datacenter", "inference", "end_demand")
+
+CASH_TAMPER_PLUGIN = """\
+import marketsim
+
+
+@marketsim.hookimpl
+def marketsim_step_end(model):
+    model.firms.cash[0] += 1e6
+"""
+
+FLEET_TAMPER_PLUGIN = """\
+import marketsim
+
+
+@marketsim.hookimpl
+def marketsim_step_end(model):
+    if model.step_index == 1:
+        model.sectors["datacenter"].vintage_units[0, 0] += 10
+"""
+
+START_TAMPER_PLUGIN = """\
+import marketsim
+
+
+@marketsim.hookimpl
+def marketsim_step_start(model):
+    if model.step_index == 2:
+        utility = model.sectors["utility"]
+        model.firms.cash[utility.rows.start + 1] -= 5e5
+"""
+
+
+def random_overrides(index: int) -> list[str]:
+    """A reproducible random valid experiment (as overrides of the baseline) for ``index``."""
+    rng = np.random.default_rng(1000 + index)
+    overrides = [
+        f"experiment.seed={int(rng.integers(0, 2**31))}",
+        f"experiment.steps={int(rng.integers(8, 16))}",
+        f"graph.buyer_degree={int(rng.integers(1, 4))}",
+        f"graph.cross_region_weight={rng.uniform(0, 1)!r}",
+        f"finance.interest_rate_per_year={rng.uniform(0, 0.2)!r}",
+        f"agents.chip_vendor.markup={rng.uniform(0.2, 4.0)!r}",
+        f"agents.utility.load_factor={rng.uniform(0.5, 1.0)!r}",
+        f"agents.utility.target_reserve_margin={rng.uniform(0.05, 0.5)!r}",
+        f"agents.datacenter.demand_optimism={rng.uniform(0.0, 2.0)!r}",
+        f"agents.end_demand.elasticity={rng.uniform(0.3, 2.0)!r}",
+        f"agents.end_demand.demand_noise={rng.uniform(0.0, 0.3)!r}",
+    ]
+    overrides += [f"agents.{name}.count={int(rng.integers(1, 5))}" for name in SECTORS]
+    if index % 2:
+        overrides.append('markets.power.mechanism="call_auction"')
+    return overrides
+
+
+
+
+@pytest.mark.parametrize(
+    "index", range(8)
+)
+def test_random_experiments_keep_the_books(baseline_path, index):
+    """Random valid experiments run to the end (the ledger is checked every step)."""
+    experiment = marketsim.load_experiment(baseline_path, random_overrides(index))
+    steps = experiment.config["experiment"]["steps"]
+    results = marketsim.run(experiment)
+
+    sectors, markets = results.sectors, results.markets
+    assert sorted(results.chain["step"]) == list(range(steps))
+    assert all(math.isfinite(v) for v in sectors.groupby("step")["cash"].sum())
+    assert np.isfinite(sectors["revenue"]).all() and np.isfinite(sectors["capex"]).all()
+    np.testing.assert_allclose(
+        sectors["gross_profit"],
+        sectors["revenue"] - sectors["cost_of_goods"],
+        rtol=1e-9,
+        atol=1e-3,
+    )
+    expected_net = (
+        sectors["revenue"]
+        - sectors["cost_of_goods"]
+        - sectors["opex"]
+        - sectors["interest"]
+        - sectors["tax"]
+    )
+    np.testing.assert_allclose(sectors["net_income"], expected_net, rtol=1e-9, atol=1e-3)
+    slack = 1e-9 * (1 + markets[["supply", "demand"]].max(axis=1))
+    assert (markets["quantity"] <= markets["supply"] + slack).all()
+    assert (markets["quantity"] <= markets["demand"] + slack).all()
+
+
+@pytest.mark.parametrize("good", ["power", "compute"])
+def test_call_auction_clears_at_a_finite_price(baseline_path, good):
+    """A market cleared by call auction trades at a finite price within the posted range."""
+    overrides = ["experiment.steps=3", f'markets.{good}.mechanism="call_auction"']
+    results = marketsim.run(marketsim.load_experiment(baseline_path, overrides))
+    market = results.markets[results.markets["market"] == good]
+    assert (market["quantity"] > 0).all()
+    assert np.isfinite(market["price"]).all() and (market["price"] < 1e6).all()
+
+
+def test_defaults_scrap_fleets_and_keep_the_books(baseline_path):
+    """Data centers with no cash, no credit and no customers default; the books still balance."""
+    overrides = [
+        "experiment.steps=10",
+        "output.firm_level=true",
+        "agents.datacenter.initial_cash_usd=0",
+        "finance.max_debt_to_assets=0",
+        "agents.end_demand.base_demand_mtokens_per_month=1",
+    ]
+    experiment = marketsim.load_experiment(baseline_path, overrides)
+    results = marketsim.run(experiment)
+    last = results.sectors[results.sectors["step"] == 9].set_index("sector")
+    count = experiment.config["agents"]["datacenter"]["count"]
+    assert last.loc["datacenter", "defaults"] == count
+    assert last.loc["datacenter", "firms_alive"] == 0
+    assert last.loc["datacenter", "written_off"] > 0
+    firms = results.firms
+    dead = firms[(firms["step"] == 9) & (firms["sector"] == "datacenter")]
+    assert (dead["alive"] == 0).all()
+    assert (dead["accelerators"] == 0).all() and (dead["cash"] == 0).all()
+
+
+@pytest.fixture
+def model(baseline_path) -> SupplyChainModel:
+    """The baseline economy, built directly, before its first step."""
+    experiment = marketsim.load_experiment(baseline_path, ["experiment.steps=6"])
+    return SupplyChainModel(experiment, np.random.SeedSequence(1))
+
+
+def test_step_conserves_every_asset(model):
+    """Cash and each good are conserved over all accounts, outside ones included."""
+    ledger = model.ledger
+    opening = ledger.balances.sum(axis=1).copy()
+    assert opening[ledger.asset("cash")] > 0
+    assert opening[ledger.asset("accelerators")] > 0
+    for _ in range(3):
+        model.step()
+        scale = 1.0 + ledger.turnover.sum(axis=1)
+        assert np.all(np.abs(ledger.balances.sum(axis=1) - opening) <= 1e-9 * scale), dict(
+            zip(ledger.asset_names, ledger.balances.sum(axis=1) - opening, strict=True)
+        )
+    assert ledger.turnover[ledger.asset("compute")].sum() > 0
+
+
+def test_market_accounts_are_cleared_after_a_step(model):
+    """Every market (clearing-house) account holds nothing at the end of a step."""
+    model.step()
+    ledger = model.ledger
+    names = [ledger.account_names[i] for i in ledger.market_accounts]
+    assert {f"market:{good}" for good in model.markets} == set(names)
+    held = ledger.balances[:, ledger.market_accounts]
+    scale = 1.0 + ledger.turnover[:, ledger.market_accounts]
+    assert np.all(np.abs(held) <= 1e-9 * scale)
+
+
+def test_firm_cash_is_the_ledger(model):
+    """A firm's cash as the agents see it is its ledger balance."""
+    model.step()
+    cash = model.ledger.balances[model.ledger.asset("cash")]
+    for agent in model.agents:
+        if hasattr(agent, "cash"):
+            assert agent.cash == cash[model.ledger.account(agent.name)]
+
+
+def tampered_run(write_experiment, tmp_path, source: str) -> str:
+    """Run the short baseline with a tampering plugin; return the LedgerError message."""
+    (tmp_path / "tamper.py").write_text(source)
+    experiment = marketsim.load_experiment(write_experiment('plugins = ["tamper.py"]\n'))
+    with pytest.raises(LedgerError) as caught:
+        marketsim.run(experiment)
+    return str(caught.value)
+
+
+def test_cash_changed_behind_the_ledger_is_caught(write_experiment, tmp_path):
+    """Cash added outside the ledger stops the run naming step, account and amount."""
+    message = tampered_run(write_experiment, tmp_path, CASH_TAMPER_PLUGIN)
+    assert "step 0" in message
+    assert "chip_vendor:0" in message and "cash" in message
+    assert "1e+06" in message
+
+
+def test_goods_changed_behind_the_ledger_are_caught(write_experiment, tmp_path):
+    """Accelerators added to a fleet without a posting are caught naming firm and good."""
+    message = tampered_run(write_experiment, tmp_path, FLEET_TAMPER_PLUGIN)
+    assert "step 1" in message
+    assert "datacenter:0" in message and "accelerators" in message
+    assert "10" in message
+
+
+def test_tampering_at_step_start_is_caught(write_experiment, tmp_path):
+    """Cash removed at the start of a step is caught at its end."""
+    message = tampered_run(write_experiment, tmp_path, START_TAMPER_PLUGIN)
+    assert "step 2" in message and "utility:1" in message and "-500000" in message
+
+
+def test_ledger_error_on_the_command_line(write_experiment, tmp_path):
+    """On the command line a ledger violation is one line, exit 2, and nothing is written."""
+    (tmp_path / "tamper.py").write_text(CASH_TAMPER_PLUGIN)
+    path = write_experiment('plugins = ["tamper.py"]\n')
+    out = tmp_path / "out"
+    result = CliRunner().invoke(cli, ["run", str(path), "--out", str(out)])
+    assert result.exit_code == 2
+    assert "Traceback" not in result.output
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and "chip_vendor:0" in lines[0] and "step 0" in lines[0]
+    assert not out.exists()
+
+
+# -- the Ledger on its own -------------------------------------------------------------------
+
+
+def small_ledger() -> Ledger:
+    """Three firm accounts, one market, one outside account; cash and widgets."""
+    ledger = Ledger(["a", "b", "c", "market:widgets", "outside"], ["cash", "widgets"], [3])
+    ledger.open_balance(0, [0, 1, 2], [100.0, 50.0, 0.0])
+    ledger.open_balance(1, [0, 1, 2], [5.0, 0.0, 1.0])
+    ledger.begin_step(0)
+    return ledger
+
+
+@pytest.mark.parametrize("amount", [float("nan"), float("inf"), -1.0])
+def test_bad_posting_is_refused(amount):
+    """A posting of NaN, inf or a negative amount raises LedgerError naming the accounts."""
+    ledger = small_ledger()
+    before = ledger.balances.copy()
+    with pytest.raises(LedgerError, match="from a to b") as caught:
+        ledger.transfer(0, [0, 0], [1, 1], [1.0, amount], ledger.flows.REVENUE)
+    assert "step 0" in str(caught.value) and "cash" in str(caught.value)
+    np.testing.assert_array_equal(ledger.balances, before)
+
+
+def test_balance_changed_outside_is_caught():
+    """A balance edited directly fails the end-of-step check naming account and amount."""
+    ledger = small_ledger()
+    ledger.transfer(0, 0, 1, 10.0, ledger.flows.REVENUE)
+    ledger.check({})
+    ledger.balances[1, 2] += 2.5
+    with pytest.raises(LedgerError, match=r"step 0: account c, widgets: .* 2\.5"):
+        ledger.check({})
+
+
+def test_uncleared_market_is_caught():
+    """Goods left in a market account fail the check."""
+    ledger = small_ledger()
+    ledger.transfer(1, 0, 3, 2.0, ledger.flows.SALE)
+    with pytest.raises(LedgerError, match="market:widgets"):
+        ledger.check({})
+
+
+def test_physical_stock_mismatch_is_caught():
+    """A firm's own stock differing from its ledger balance fails the check."""
+    ledger = small_ledger()
+    ledger.check({1: (np.array([0, 2]), np.array([5.0, 1.0]))})
+    with pytest.raises(LedgerError, match="account c, widgets"):
+        ledger.check({1: (np.array([0, 2]), np.array([5.0, 4.0]))})
+
+
+postings = st.lists(
+    st.tuples(
+        st.integers(0, 1),
+        st.integers(0, 4),
+        st.integers(0, 4),
+        st.floats(0, 1e9, allow_nan=False, allow_infinity=False),
+    ),
+    max_size=40,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(postings)
+def test_postings_conserve_totals(moves):
+    """Any sequence of valid postings keeps each asset's total and passes the check."""
+    ledger = Ledger(["a", "b", "c", "d", "outside"], ["cash", "widgets"], [])
+    ledger.open_balance(0, [0, 1], [1e6, 2e6])
+    ledger.begin_step(0)
+    totals = ledger.balances.sum(axis=1).copy()
+    for asset, source, destination, amount in moves:
+        ledger.transfer(asset, source, destination, amount, ledger.flows.SALE)
+    scale = 1.0 + np.abs(ledger.opening).sum(axis=1) + ledger.turnover.sum(axis=1)
+    assert np.all(np.abs(ledger.balances.sum(axis=1) - totals) <= 1e-12 * scale)
+    ledger.check({})
