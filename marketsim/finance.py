@@ -20,6 +20,9 @@ from marketsim.schema import TableSchema
 if TYPE_CHECKING:
     from marketsim.model import SupplyChainModel
 
+EBITDA_SMOOTHING = 0.2
+"""Weight of the latest month in the EBITDA lenders look at."""
+
 FINANCE_TABLE = TableSchema(
     doc="Economy-wide terms of finance for every firm.",
     params={
@@ -34,6 +37,10 @@ FINANCE_TABLE = TableSchema(
             ge=0,
             le=5,
             source="assumption",
+        ),
+        "planning_credit_share": Param(
+            float, 0.5, "share of unused credit a firm commits to capex plans (the rest is its "
+            "liquidity reserve)", "share", ge=0, le=1, source="assumption",
         ),
         "collateral_sensitivity": Param(
             float, 0.5, "elasticity of the lending value of net PP&E to the market's "
@@ -62,20 +69,47 @@ FINANCE_TABLE = TableSchema(
 def debt_room(model: SupplyChainModel) -> np.ndarray:
     """How much more each firm may borrow (USD).
 
-    Lenders lend up to ``max_debt_to_assets`` of cash plus net PP&E valued at market:
-    book value times ``(V/F) ** collateral_sensitivity``, so collateral swells in a boom and
-    shrinks when valuations fall (the financial accelerator).
+    Lenders lend up to the lower of two limits: ``max_debt_to_assets`` of cash plus net
+    PP&E valued at market (book value times ``(V/F) ** collateral_sensitivity``, so
+    collateral swells in a boom and shrinks when valuations fall: the financial accelerator),
+    and its sector's ``max_debt_to_ebitda`` years of the firm's smoothed EBITDA (no cash
+    flow, no loan).
     """
     firms = model.firms
     params = model.experiment["finance"]
     collateral = model.valuation_ratio ** params["collateral_sensitivity"]
     assets = np.maximum(firms.cash, 0.0) + firms.book_value * collateral
-    return np.maximum(0.0, params["max_debt_to_assets"] * assets - firms.debt)
+    by_assets = params["max_debt_to_assets"] * assets
+    by_earnings = model.max_debt_to_ebitda * 12.0 * np.maximum(firms.ebitda_smoothed, 0.0)
+    return np.maximum(0.0, np.minimum(by_assets, by_earnings) - firms.debt)
 
 
 def funding_headroom(model: SupplyChainModel) -> np.ndarray:
-    """Cash a firm could still raise as debt plus what the capital market offers (USD)."""
-    return np.where(model.firms.alive, debt_room(model) + model.equity_offer, 0.0)
+    """What a firm may commit to new capex beyond its cash (USD).
+
+    The capital market's equity offer plus ``planning_credit_share`` of its debt room: the
+    rest of the credit line is kept as a liquidity reserve for bad months.
+    """
+    share = model.experiment["finance"]["planning_credit_share"]
+    return np.where(model.firms.alive, share * debt_room(model) + model.equity_offer, 0.0)
+
+
+def capex_budget(model: SupplyChainModel, rows: slice) -> np.ndarray:
+    """What each firm in ``rows`` can commit to capex now (USD).
+
+    Cash plus funding headroom (equity offered and the planned share of the credit line),
+    less a buffer of ``cash_buffer_months`` of this month's cash costs.
+    """
+    firms = model.firms
+    params = model.experiment["finance"]
+    reserve = params["cash_buffer_months"] * firms.monthly_costs_so_far()[rows]
+    budget = firms.cash[rows] + funding_headroom(model)[rows] - reserve
+    return np.where(firms.alive[rows], np.maximum(0.0, budget), 0.0)
+
+
+def affordable_share(budget: np.ndarray, spend: np.ndarray) -> np.ndarray:
+    """Share of ``spend`` (USD) that ``budget`` (USD) covers, in [0, 1]."""
+    return np.clip(np.divide(budget, spend, out=np.ones_like(spend), where=spend > 0), 0.0, 1.0)
 
 
 def close_books(model: SupplyChainModel) -> None:
@@ -125,6 +159,11 @@ def close_books(model: SupplyChainModel) -> None:
     if defaulted.any():
         default(model, defaulted)
     firms.close_income_statement()
+    ebitda = firms.revenue - (firms.cost_of_goods - firms.depreciation) - firms.opex
+    firms.ebitda_smoothed = np.where(
+        firms.alive, EBITDA_SMOOTHING * ebitda + (1 - EBITDA_SMOOTHING) * firms.ebitda_smoothed,
+        0.0,
+    )
 
 
 def default(model: SupplyChainModel, defaulted: np.ndarray) -> None:

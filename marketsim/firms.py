@@ -43,6 +43,7 @@ class FirmTable:
         book_value: net book value of productive assets (USD), set by the sectors.
         defaulted_step: step at which the firm defaulted, -1 if it has not.
         written_off: debt and equity written off at default (USD, cumulative).
+        ebitda_smoothed: smoothed monthly EBITDA (USD): revenue - cash cost of goods - opex.
     """
 
     def __init__(self, n_firms: int, sector_code, region_code, ledger: Ledger):
@@ -57,6 +58,8 @@ class FirmTable:
         self.defaulted_step = np.full(n_firms, -1, dtype=np.int64)
         self.written_off = np.zeros(n_firms)
         self.depreciation_pending = np.zeros(n_firms)
+        self.ebitda_smoothed = np.zeros(n_firms)
+        """Smoothed monthly EBITDA (USD), what lenders look at."""
         for name in INCOME_FIELDS:
             setattr(self, name, np.zeros(n_firms))
 

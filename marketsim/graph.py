@@ -5,7 +5,8 @@ with attributes ``sector``, ``region`` and ``index`` (row within the sector). Ed
 seller -> buyer with attribute ``good``. Members of each sector are placed in regions
 round-robin. Each buyer of a good links to ``buyer_degree`` sellers of it (all of them if
 fewer), drawn without replacement with weight 1 for a seller in its own region and
-``cross_region_weight`` for one elsewhere; a restriction ``{good, from_region, to_region}``
+``cross_region_weight`` for one elsewhere; a seller that no buyer chose is then linked to
+one buyer it may serve, drawn at random, so no firm is left without customers; a restriction ``{good, from_region, to_region}``
 forbids the good from flowing from sellers in one region to buyers in another (export
 controls). The graph depends only on the experiment's seed, so every replication of an
 experiment trades over the same graph.
@@ -113,16 +114,21 @@ def build_supply_graph(
             graph.add_node(name, sector=sector, region=region_of[name], index=k)
     forbidden = {(r["good"], r["from_region"], r["to_region"]) for r in
                  graph_table["restrictions"]}
-    for buyer_sector, goods in buys.items():
-        for good in goods:
-            sellers = [node_name(s, k) for s, g in sells.items() if g == good
-                       for k in range(members[s])]
-            for k in range(members[buyer_sector]):
-                buyer = node_name(buyer_sector, k)
-                chosen = _choose_sellers(buyer, good, sellers, region_of, forbidden,
-                                         graph_table, rng)
-                for seller in chosen:
-                    graph.add_edge(seller, buyer, good=good)
+    for good in dict.fromkeys(g for goods in buys.values() for g in goods):  # ordered
+        sellers = [node_name(s, k) for s, g in sells.items() if g == good
+                   for k in range(members[s])]
+        buyers = [node_name(b, k) for b, goods in buys.items() if good in goods
+                  for k in range(members[b])]
+        for buyer in buyers:
+            for seller in _choose_sellers(buyer, good, sellers, region_of, forbidden,
+                                          graph_table, rng):
+                graph.add_edge(seller, buyer, good=good)
+        for seller in sellers:  # no seller is left without a customer it may serve
+            if not any(graph.edges[seller, b]["good"] == good for b in graph.successors(seller)):
+                allowed = [b for b in buyers if (good, region_of[seller], region_of[b])
+                           not in forbidden]
+                if allowed:
+                    graph.add_edge(seller, allowed[int(rng.integers(len(allowed)))], good=good)
     return graph
 
 

@@ -7,6 +7,7 @@ segment so `model.agents`, `select` and `groupby` work as Mesa users expect.
 
 A step (DESIGN.md):
     step_start hook
+    value       the capital market values firms on last step's books, offers equity
     observe     every sector reads last step's outcomes; deliveries arrive
     per market, upstream first (a good is cleared before the goods made from it):
       plan      sellers post price and capacity, buyers write demand
@@ -15,7 +16,7 @@ A step (DESIGN.md):
                 after_clear hook
       settle    production, goods and cash through the ledger, delivery
     account     sectors: operating costs, depreciation, prices and plans for next step;
-                capital market; interest, tax, funding, defaults
+                interest, tax, dividends, funding, defaults
     step_end hook
     check       the ledger balances or the run stops
     record      metric columns appended
@@ -23,6 +24,7 @@ A step (DESIGN.md):
 
 from __future__ import annotations
 
+import zlib
 from typing import TYPE_CHECKING
 from typing import Any
 
@@ -51,12 +53,17 @@ class SupplyChainModel(mesa.Model):
 
     Args:
         experiment: the validated experiment (`marketsim.load_experiment`).
-        rng: the replication's random stream (a SeedSequence or seed for numpy's Generator).
+        rng: the replication's seed (a SeedSequence or an int). ``model.rng`` is seeded from
+            it for Mesa users; every sector draws from its own stream (`stream`), so adding
+            a sector never changes the draws of another.
         replication: index of the replication, recorded in the results.
     """
 
     def __init__(self, experiment: Experiment, rng, replication: int = 0):
-        super().__init__(rng=np.random.default_rng(rng))
+        seed_sequence = rng if isinstance(rng, np.random.SeedSequence) else (
+            np.random.SeedSequence(rng))
+        self._seed_sequence = seed_sequence
+        super().__init__(rng=np.random.default_rng(seed_sequence))
         self.experiment = experiment.config
         self.components = components = experiment.components
         self.manager = experiment.manager
@@ -95,6 +102,10 @@ class SupplyChainModel(mesa.Model):
                                                region)
         self.firm_sectors = [self.sectors[n] for n in firm_names]
         self.firms = FirmTable(n_firms, sector_code, region_code, self.ledger)
+        self.max_debt_to_ebitda = np.zeros(n_firms)
+        """Each firm's borrowing ceiling in years of EBITDA (its sector's credit terms)."""
+        for sector in self.firm_sectors:
+            self.max_debt_to_ebitda[sector.rows] = sector.params.get("max_debt_to_ebitda", 0.0)
         self.equity_offer = np.zeros(n_firms)
         """Equity the capital market would supply to each firm this step (USD)."""
         self.capital_market = next(
@@ -111,12 +122,32 @@ class SupplyChainModel(mesa.Model):
             self._act(sector, "setup")
         for sector in self.firm_sectors:
             self.ledger.open_balance(
-                self.ledger.asset("cash"), sector.accounts,
-                np.full(sector.count, sector.params["initial_cash_usd"]),
+                self.ledger.asset("cash"), sector.accounts, self._starting_cash(sector)
             )
         self.recorder = Recorder(self, components.metrics)
 
     # -- building --------------------------------------------------------------------------
+
+    def stream(self, name: str) -> np.random.Generator:
+        """A random stream of its own for ``name``, derived from the replication's seed.
+
+        The same name gives the same stream in every run with the same seed, whatever other
+        sectors or plugins exist.
+        """
+        key = zlib.crc32(name.encode("utf-8"))
+        entropy = self._seed_sequence.entropy
+        spawn_key = (*self._seed_sequence.spawn_key, key)
+        return np.random.default_rng(np.random.SeedSequence(entropy, spawn_key=spawn_key))
+
+    def _starting_cash(self, sector) -> np.ndarray:
+        """Each firm's starting cash: the sector's level times a mean-one lognormal draw."""
+        params = sector.params
+        if "initial_cash_usd" not in params:
+            return np.zeros(sector.count)
+        sigma = params.get("cash_dispersion", 0.0)
+        draw = np.exp(sigma * self.stream(f"{sector.name}:cash").standard_normal(sector.count)
+                      - 0.5 * sigma**2)
+        return params["initial_cash_usd"] * draw
 
     def _goods_in_order(self, classes) -> list[str]:
         """Goods sold in the experiment, upstream first (inputs before outputs)."""
@@ -187,6 +218,8 @@ class SupplyChainModel(mesa.Model):
         self.ledger.begin_step(t)
         self.firms.begin_step()
         call_hook(self.manager, "marketsim_step_start", model=self)
+        if self.capital_market is not None:
+            self._act(self.capital_market, "allocate", t)
         for sector in self.sectors.values():
             self._act(sector, "observe", t)
         for market in self.markets.values():
@@ -194,8 +227,6 @@ class SupplyChainModel(mesa.Model):
         for sector in self.sectors.values():
             self._act(sector, "account", t)
         self.firms.book_value = self._book_values()
-        if self.capital_market is not None:
-            self._act(self.capital_market, "allocate", t)
         close_books(self)
         call_hook(self.manager, "marketsim_step_end", model=self)
         self.ledger.check(self._physical_stocks())

@@ -396,6 +396,12 @@ EMPTY_BOOK = as_book([], [], [], [])
 ONE_SIDED_BOOK = as_book([5.0, 4.0], [1.0, 2.0], [], [])
 TIED_BOOK = as_book([10.0, 10.0, 9.0], [1.0, 3.0, 2.0], [5.0, 5.0], [1.0, 1.0])
 DUST_BOOK = as_book([10.0, 9.0], [0.3, 0.2], [1.0, 2.0], [0.1, 0.2])
+WORKED_BOOK = as_book([1000.0], [10.0], [80.0, 90.0], [5.0, 10.0])
+GAP_BOOK = as_book([10.0, 6.0], [2.0, 1.0], [3.0, 8.0], [2.0, 1.0])
+# fl(1000 + 1e-6) - 1000 != 1e-6: the small bid's fill is short by rounding dust only.
+CANCELLATION_BOOK = as_book([10.0, 9.0], [1000.0, 1e-6], [5.0], [2000.0])
+# 1 + 2e-46 == 1: an ask too small to change Q.
+DUST_ORDER_BOOK = as_book([3.0], [2.0], [1.0, 2.0], [1.0, 2.1886745e-46])
 
 
 @settings(max_examples=300, deadline=None)
@@ -404,6 +410,10 @@ DUST_BOOK = as_book([10.0, 9.0], [0.3, 0.2], [1.0, 2.0], [0.1, 0.2])
 @example(book=ONE_SIDED_BOOK)
 @example(book=TIED_BOOK)
 @example(book=DUST_BOOK)
+@example(book=WORKED_BOOK)
+@example(book=GAP_BOOK)
+@example(book=CANCELLATION_BOOK)
+@example(book=DUST_ORDER_BOOK)
 def test_call_auction_matches_brute_force_reference(book):
     """The walk-based auction agrees with the brute-force twin on price, volume and fills."""
     price, traded, bid_fill, ask_fill = kernels.call_auction(*book)
@@ -449,22 +459,91 @@ def test_call_auction_economics(book):
         assert price == pytest.approx((best_bid + best_ask) / 2, rel=1e-15)
 
 
+@settings(max_examples=300, deadline=None)
+@given(book=order_books())
+@example(book=TIED_BOOK)
+@example(book=DUST_BOOK)
+@example(book=WORKED_BOOK)
+@example(book=GAP_BOOK)
+@example(book=CANCELLATION_BOOK)
+@example(book=DUST_ORDER_BOOK)
+def test_call_auction_price_clears_the_market(book):
+    """The price lies between the marginal levels, and no order left over would trade at it."""
+    bid_price, bid_quantity, ask_price, ask_quantity = book
+    price, traded, bid_fill, ask_fill = kernels.call_auction(*book)
+    assert np.isfinite(price)
+    if traded == 0.0:
+        return
+    tol = RTOL * max(1.0, float(np.abs(bid_quantity).sum()), float(np.abs(ask_quantity).sum()))
+    marginal_bid = bid_price[bid_fill > 0].min()  # worst bid level that trades: b_m
+    marginal_ask = ask_price[ask_fill > 0].max()  # worst ask level that trades: a_m
+    assert marginal_ask <= price <= marginal_bid
+    assert not bid_fill[bid_price < price].any()
+    assert not ask_fill[ask_price > price].any()
+    bid_left = bid_quantity - bid_fill > tol
+    ask_left = ask_quantity - ask_fill > tol
+    # No order left over would trade at the price, so no profitable trade is left either.
+    assert (bid_price[bid_left] <= price).all()
+    assert (ask_price[ask_left] >= price).all()
+    if (bid_left & (bid_price == marginal_bid)).any():  # excess demand at the margin
+        assert price == marginal_bid
+    if (ask_left & (ask_price == marginal_ask)).any():  # excess supply at the margin
+        assert price == marginal_ask
+
+
+def test_call_auction_worked_example():
+    """Bids 10 @ 1000 against asks 5 @ 80 and 10 @ 90: the unmatched supply at 90 sets 90."""
+    for auction in (kernels.call_auction, reference.call_auction):
+        price, traded, bid_fill, ask_fill = auction(*WORKED_BOOK)
+        assert (price, traded) == (90.0, 10.0)
+        np.testing.assert_allclose(bid_fill, [10.0])
+        np.testing.assert_allclose(ask_fill, [5.0, 5.0])
+
+
+def test_call_auction_price_rules():
+    """Rationed bids: price b_m; rationed asks: a_m; both exhausted: middle of the gap."""
+    cases = [
+        (as_book([10.0], [3.0], [4.0], [1.0]), 10.0),  # excess demand
+        (as_book([10.0], [1.0], [4.0], [3.0]), 4.0),  # excess supply
+        (as_book([10.0], [1.0], [4.0], [1.0]), 7.0),  # both exhausted, nothing left over
+        (GAP_BOOK, 7.0),  # both exhausted: middle of [max(3, 6), min(10, 8)]
+        (as_book([10.0, 6.0], [2.0, 1.0], [3.0], [2.0]), 8.0),  # [max(3, 6), min(10, inf)]
+        (as_book([10.0], [2.0], [3.0, 8.0], [2.0, 1.0]), 5.5),  # [max(3, -inf), min(10, 8)]
+    ]
+    for book, expected in cases:
+        price, traded, _, _ = kernels.call_auction(*book)
+        assert traded > 0.0
+        assert price == expected
+
+
 def test_call_auction_ties_share_pro_rata():
     """Equal-priced bids at the marginal level split the rest of Q in proportion to quantity."""
     price, traded, bid_fill, ask_fill = kernels.call_auction(*TIED_BOOK)
     assert traded == 2.0
-    assert price == 7.5
+    assert price == 10.0  # the tied bids are rationed: excess demand, price at b_m
     np.testing.assert_allclose(bid_fill, [0.5, 1.5, 0.0])
     np.testing.assert_allclose(ask_fill, [1.0, 1.0])
 
 
 def test_call_auction_rounding_dust_does_not_move_the_price():
-    """0.1 + 0.2 of asks matching 0.3 of bids clears at the 10/2 levels, not 9/2."""
+    """Rounding dust moves neither a marginal level nor the price.
+
+    0.1 + 0.2 of asks matching 0.3 of bids keeps the marginal bid level at 10 (price 9.5,
+    between it and the unmatched bid at 9), not 9; a fill short by rounding dust is not
+    rationing (price 5, not 7); an order too small to change Q does not bound the price
+    (price 3, not 2.5).
+    """
     price, traded, bid_fill, ask_fill = kernels.call_auction(*DUST_BOOK)
-    assert price == 6.0
+    assert price == 9.5
     assert traded == pytest.approx(0.3, rel=1e-12)
     np.testing.assert_allclose(bid_fill, [0.3, 0.0], atol=1e-15)
     np.testing.assert_allclose(ask_fill, [0.1, 0.2], atol=1e-15)
+    price, traded, bid_fill, _ = kernels.call_auction(*CANCELLATION_BOOK)
+    assert price == 5.0
+    assert bid_fill[1] != 1e-6  # the rounding dust is there
+    price, traded, _, ask_fill = kernels.call_auction(*DUST_ORDER_BOOK)
+    assert (price, traded) == (3.0, 1.0)
+    assert ask_fill[1] == 0.0
 
 
 def test_call_auction_no_trade_and_one_sided():

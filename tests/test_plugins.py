@@ -289,6 +289,7 @@ def test_registered_sector_runs_alongside(write_experiment, tmp_path, baseline_r
     write_plugin(tmp_path, "idle.py", IDLE_SECTOR_PLUGIN)
     path = write_experiment(
         'plugins = ["idle.py"]\n[agents.idle_fund]\ncount = 2\ninitial_cash_usd = 1e6\n'
+        "cash_dispersion = 0.0\n"
     )
     results = marketsim.run(marketsim.load_experiment(path))
     sectors = results.sectors

@@ -11,7 +11,7 @@ Kernels:
     tatonnement_price: each seller moves its price by a clipped step proportional to excess
         demand over its capacity.
     markup_price: unit cost times (1 + markup) times a capped scarcity premium.
-    call_auction: uniform-price double auction (one clearing price), e.g. for spot power.
+    call_auction: uniform-price double auction at one market-clearing price, e.g. for spot power.
 
 Rounding dust: a residual below ``RESIDUAL_RTOL`` times its starting value (a seller's leftover
 capacity, a buyer's leftover demand) is treated as exhausted, and in the call auction a
@@ -25,6 +25,9 @@ from numba import njit
 
 RESIDUAL_RTOL = 1e-12
 """Relative size below which a leftover quantity is rounding dust and counts as zero."""
+
+SHARED_WEIGHT_FLOOR = 1e-100
+"""Smallest total of shared logit weights a buyer may use; below it, its own are computed."""
 
 
 @njit(cache=True)
@@ -57,11 +60,12 @@ def posted_price_clear(
     (capacity or demand) is rounding dust and set to 0.
 
     Implementation: the logit weights are scale-free, so each seller's weight is computed once
-    per call relative to the cheapest seller with capacity, ``exp(-s * (log p_s - min log p))``,
-    and a buyer's requests are ``r_b * w_s / sum w``. Where that sum is below 1e-200 (a buyer
-    whose eligible sellers all cost far more than the cheapest one), the buyer's weights are
-    computed from its own cheapest eligible seller exactly as in the formula above. Both agree
-    to a few units in the last place.
+    per call relative to the cheapest seller with capacity, ``w_s = exp(-price_sensitivity *
+    (log p_s - min log p))``, and shared by all buyers: ``q_e = w_s * r_b / sum w`` and
+    ``R_s = w_s * sum_{e -> s} r_b / sum w``. Where a buyer's sum of shared weights is below
+    ``SHARED_WEIGHT_FLOOR`` (its eligible sellers all cost far more than the cheapest one), its
+    weights are computed from its own cheapest eligible seller exactly as in the formula above.
+    Both agree to a few units in the last place. Demand must stay below 1e200 units.
 
     Args:
         buyer_indptr: int64[n_buyers + 1], CSR offsets of each buyer's edges (non-decreasing,
@@ -136,7 +140,7 @@ def posted_price_clear(
             first = np.uint64(buyer_indptr[b])
             stop = np.uint64(buyer_indptr[b + 1])
             weight_total = _weight_sum(edge_seller, round_weight, first, stop)
-            if weight_total >= 1e-200:
+            if weight_total >= SHARED_WEIGHT_FLOOR:
                 scale = demand_left / weight_total
                 for e in range(first, stop):
                     seller_scale_sum[np.uint64(edge_seller[e])] += scale
@@ -383,11 +387,12 @@ def markup_price(unit_cost, markup, requested, capacity, scarcity_slope, max_sca
 
 @njit(cache=True)
 def call_auction(bid_price, bid_quantity, ask_price, ask_quantity):
-    """Uniform-price double auction: match the most volume, one price for every trade.
+    """Uniform-price double auction: match the most volume, one market-clearing price for all.
 
     Mechanism: ``Q = max_p min(sum_{bid >= p} q, sum_{ask <= p} q)`` found by walking bids
     (price descending) against asks (price ascending) while bid >= ask; clearing price
-    ``(b_m + a_m) / 2`` from the marginal bid and ask price levels.
+    ``(lo + hi) / 2`` with ``lo = max(a_m, b_out)`` and ``hi = min(b_m, a_out)``, the middle of
+    the range of market-clearing prices (defined below).
 
     Orders with quantity <= 0 are ignored and get 0. Sorts are stable (ties keep index
     order). The walk runs on cumulative quantities: at each step the matched volume is
@@ -401,14 +406,25 @@ def call_auction(bid_price, bid_quantity, ask_price, ask_quantity):
     cumulative quantities are equal up to rounding) does not move the price.
     Fills: orders strictly better than the marginal level (bids above ``b_m``, asks below
     ``a_m``) are filled in full; orders at the marginal level share the rest of Q pro rata to
-    their quantity (capped at their quantity); worse orders get 0. If nothing can trade,
-    Q = 0 and the price is the midpoint of the best bid and best ask, or 0.0 if a side has no
-    orders.
+    their quantity (capped at their quantity); worse orders get 0.
+    Price: ``b_out`` is the highest price of a bid not completely filled (-inf if none) and
+    ``a_out`` the lowest price of an ask not completely filled (+inf if none). An order counts
+    as completely filled when its unfilled remainder is at most ``RESIDUAL_RTOL * max(q, Q)``,
+    so neither rounding dust in a marginal fill nor an order too small to change Q moves the
+    price. Rationed bids at the margin (excess demand) give ``b_out = b_m`` and the price
+    ``b_m``; rationed asks (excess supply) give ``a_m``; with both margins exhausted the price
+    is the middle of the gap ``[max(a_m, best unmatched bid), min(b_m, best unmatched ask)]``.
+    Proof of ``a_m <= price <= b_m`` when Q > 0: the walk pairs only bid >= ask, so
+    ``a_m <= b_m``, and orders better than the margin fill in full, so ``b_out <= b_m`` and
+    ``a_out >= a_m``; hence ``lo`` and ``hi`` both lie in ``[a_m, b_m]``, and so does their mean.
+    If nothing can trade, Q = 0 and the price is the midpoint of the best bid and best ask,
+    or 0.0 if a side has no orders.
 
     Args:
-        bid_price: float64[n_bids], buyers' limit prices (highest they pay).
+        bid_price: float64[n_bids], buyers' limit prices (highest they pay), finite; a
+            market order must be entered at a finite price (e.g. the highest ask).
         bid_quantity: float64[n_bids], units each buyer wants; <= 0 means no order.
-        ask_price: float64[n_asks], sellers' limit prices (lowest they accept).
+        ask_price: float64[n_asks], sellers' limit prices (lowest they accept), finite.
         ask_quantity: float64[n_asks], units each seller offers; <= 0 means no order.
 
     Returns:
@@ -458,7 +474,6 @@ def call_auction(bid_price, bid_quantity, ask_price, ask_quantity):
     while k < n_asks - 1 and cum_ask[k] < reach:
         k += 1
     marginal_ask = ask_price[asks[k]]
-    clearing_price = 0.5 * (marginal_bid + marginal_ask)
 
     # Fills: better levels in full, the marginal level pro rata, worse levels nothing.
     better = 0.0
@@ -494,4 +509,25 @@ def call_auction(bid_price, bid_quantity, ask_price, ask_quantity):
             ask_fill[idx] = ask_quantity[idx]
         elif p == marginal_ask:
             ask_fill[idx] = ask_quantity[idx] * share
-    return clearing_price, traded, bid_fill, ask_fill
+
+    # Price: the middle of [max(a_m, b_out), min(b_m, a_out)]; the first order in book order
+    # that is not completely filled is the best one left.
+    if traded <= 0.0:
+        return 0.5 * (marginal_bid + marginal_ask), traded, bid_fill, ask_fill
+    bid_out = -np.inf
+    for k in range(n_bids):
+        idx = bids[k]
+        q = bid_quantity[idx]
+        if q - bid_fill[idx] > RESIDUAL_RTOL * max(q, traded):
+            bid_out = bid_price[idx]
+            break
+    ask_out = np.inf
+    for k in range(n_asks):
+        idx = asks[k]
+        q = ask_quantity[idx]
+        if q - ask_fill[idx] > RESIDUAL_RTOL * max(q, traded):
+            ask_out = ask_price[idx]
+            break
+    low = max(marginal_ask, bid_out)
+    high = min(marginal_bid, ask_out)
+    return 0.5 * (low + high), traded, bid_fill, ask_fill

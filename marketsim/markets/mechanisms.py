@@ -2,7 +2,10 @@
 
 - ``posted_price``: sellers post price and capacity; each buyer splits its demand over its
   connected sellers by a logit on log price; sellers over capacity ration pro rata; unfilled
-  demand is re-routed for up to ``max_rounds`` rounds, and what is left is reported.
+  demand is re-routed for up to ``max_rounds`` rounds, and what is left is reported. Each
+  seller's notional demand (its price signal) is what buyers ask of it in the first round,
+  counted as if every connected seller could sell, so a seller with no capacity still sees
+  the demand it is missing.
 - ``call_auction``: a uniform-price double auction over the whole market (bids: buyers'
   demand at their limit prices; asks: sellers' capacity at their posted prices). The graph
   decides who takes part: a buyer or seller with no open edge does not trade. A bid without
@@ -39,6 +42,14 @@ def clear_posted_price(book: MarketBook, params: dict[str, Any]) -> ClearingOutc
         indptr, edge_seller, book.seller_price, book.seller_capacity, book.buyer_demand,
         float(params["price_sensitivity"]), int(params["max_rounds"]),
     )
+    if (book.seller_capacity <= 0.0).any():
+        # notional demand as if every connected seller could sell: a seller that is out of
+        # capacity still sees what buyers want from it (its signal to price and invest)
+        anyone = np.ones(book.n_sellers)
+        requested = posted_price_clear(
+            indptr, edge_seller, book.seller_price, anyone, book.buyer_demand,
+            float(params["price_sensitivity"]), 1,
+        )[2]
     edge_buyer = np.repeat(np.arange(book.n_buyers), np.diff(indptr))
     buyer_value = np.bincount(
         edge_buyer, weights=edge_fill * book.seller_price[edge_seller], minlength=book.n_buyers

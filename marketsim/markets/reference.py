@@ -203,8 +203,12 @@ def call_auction(bid_price, bid_quantity, ask_price, ask_quantity):
     Traded quantity ``Q = max over candidate prices p of min(D(p), S(p))``, with ``D(p)`` the
     bid quantity at prices >= p and ``S(p)`` the ask quantity at prices <= p. The marginal bid
     level is the highest bid price L with ``D(L) >= Q`` (less a relative ``RESIDUAL_RTOL``),
-    the marginal ask level the lowest ask price L with ``S(L) >= Q`` (same allowance); the
-    clearing price is their midpoint. Better levels fill in full, the marginal level pro rata.
+    the marginal ask level the lowest ask price L with ``S(L) >= Q`` (same allowance). Better
+    levels fill in full, the marginal level pro rata. The clearing price is the middle of the
+    prices that every filled order accepts and at which no order left over still wants to trade:
+    ``[max(a_m, highest bid left), min(b_m, lowest ask left)]``, where an order is left over if
+    more than ``RESIDUAL_RTOL * max(q, Q)`` of it is unfilled. If Q = 0 it is the midpoint of
+    the best bid and best ask.
 
     Args:
         bid_price: float[n_bids], limit prices of bids.
@@ -238,7 +242,6 @@ def call_auction(bid_price, bid_quantity, ask_price, ask_quantity):
     marginal_bid = next((lv for lv in bid_levels if demand_at(lv) >= reach), bid_levels[-1])
     ask_levels = sorted({p for p, _ in live_asks})
     marginal_ask = next((lv for lv in ask_levels if supply_at(lv) >= reach), ask_levels[-1])
-    clearing_price = (marginal_bid + marginal_ask) / 2.0
 
     bid_better = sum(q for p, q in live_bids if p > marginal_bid)
     bid_level = sum(q for p, q in live_bids if p == marginal_bid)
@@ -257,4 +260,15 @@ def call_auction(bid_price, bid_quantity, ask_price, ask_quantity):
             ask_fill[i] = q
         elif q > 0.0 and p == marginal_ask:
             ask_fill[i] = q * ask_share
-    return clearing_price, traded, bid_fill, ask_fill
+
+    if traded == 0.0:
+        return (marginal_bid + marginal_ask) / 2.0, traded, bid_fill, ask_fill
+
+    def left_over(quantity, fill):
+        return quantity > 0.0 and quantity - fill > RESIDUAL_RTOL * max(quantity, traded)
+
+    bids_left = [p for (p, q), f in zip(bids, bid_fill, strict=True) if left_over(q, f)]
+    asks_left = [p for (p, q), f in zip(asks, ask_fill, strict=True) if left_over(q, f)]
+    low = max([marginal_ask] + bids_left)
+    high = min([marginal_bid] + asks_left)
+    return (low + high) / 2.0, traded, bid_fill, ask_fill

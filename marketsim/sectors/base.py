@@ -40,6 +40,15 @@ FIRM_FINANCE = {
     "initial_cash_usd": Param(
         float, 1e9, "cash each firm holds at the start", "USD", ge=0, source="assumption"
     ),
+    "cash_dispersion": Param(
+        float, 0.5, "spread of starting cash across firms: each firm's is initial_cash_usd "
+        "times a lognormal draw with this log standard deviation (mean 1)", "log", ge=0, le=3,
+        source="assumption",
+    ),
+    "max_debt_to_ebitda": Param(
+        float, 4.0, "most a firm of this sector may borrow, in years of its smoothed EBITDA",
+        "years", ge=0, source="assumption (a common leveraged-lending ceiling)",
+    ),
     "opex_share_of_revenue": Param(
         float,
         0.1,
@@ -54,8 +63,12 @@ FIRM_FINANCE = {
 
 
 def firm_schema(doc: str, params: dict[str, Param]) -> TableSchema:
-    """The schema of a firm sector: count, its own parameters, then the finance ones."""
-    return TableSchema(params={"count": COUNT, **params, **FIRM_FINANCE}, doc=doc)
+    """The schema of a firm sector: count, its own parameters, then the finance ones.
+
+    A sector may override a finance parameter (e.g. its own ``max_debt_to_ebitda``) by
+    listing it in ``params``.
+    """
+    return TableSchema(params={"count": COUNT, **FIRM_FINANCE, **params}, doc=doc)
 
 
 class Sector:
@@ -105,6 +118,8 @@ class Sector:
         self.rows = rows
         self.count = count
         self.region = region
+        self.rng = model.stream(self.name)
+        """This sector's own random stream (seeded from the replication's seed and its name)."""
         self.offered = np.zeros(count)
         """Quantity offered for sale this step, in the sold good's unit."""
         self.sold = np.zeros(count)

@@ -14,15 +14,22 @@ of the whole compute market's demand (both notional, at posted prices) give expe
 ``D * (1 + optimism * g) ** H`` at horizon
 H months; the target fleet serves it at ``target_utilization``, scaled by
 ``(V/F) ** valuation_sensitivity`` (the capital market's valuation / fundamental value:
-Tobin's q makes plans bigger in a boom), capped at what the shell
+Tobin's q makes plans bigger in a boom), by ``(price / full cost) ** price_response``
+(price over the full cost of an accelerator-hour, clipped to 0.5..2: scarcity prices call
+forth capacity, prices below cost hold it back) and by the operator's own boldness (a
+mean-one lognormal draw, ``plan_dispersion``), capped at what the shell
 built by delivery can power (plus ``strand_tolerance``). Accelerator orders =
 target fleet + retirements due within the horizon - fleet - on order; kits follow; shell MW
 is ordered for the construction horizon. Orders are scaled down to what the operator can
 fund (cash + debt room + equity offered, less a buffer of ``cash_buffer_months`` of
 costs), equipment first, then buildings.
 
-Price of compute: tatonnement on notional demand vs capacity (`tatonnement_price`), never
-below the power cost of an accelerator-hour.
+Price of compute (``pricing``): by default cost-plus, the full cost of an accelerator-hour
+(capex over useful lives, site operations and power, at target utilization) times
+``1 + markup``, raised by a capped premium when notional demand exceeds capacity
+(`markup_price`), approached by partial adjustment; or ``tatonnement``, a price moved by
+excess demand alone (`tatonnement_price`). Either way never below the power cost of an
+accelerator-hour nor above ``max_price_usd_per_acc_hour``.
 
 Costs: accelerators, kits and the rest of the server are capex (depreciated straight-line over
 ``useful_life_months``); the shell is capex (over ``building_life_months``); power and site
@@ -33,7 +40,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from marketsim.finance import funding_headroom
+from marketsim.finance import affordable_share
+from marketsim.finance import capex_budget
+from marketsim.markets.kernels import markup_price
 from marketsim.markets.kernels import tatonnement_price
 from marketsim.schema import Param
 from marketsim.sectors.base import HOURS_PER_MONTH
@@ -118,12 +127,35 @@ class Datacenter(Sector):
                 float, 2.0, "compute price in the first month", "USD per accelerator-hour",
                 gt=0, source="CALIBRATION.md compute: H100 rental about $1.70-2.35 2025-2026",
             ),
+            "pricing": Param(
+                str, "cost_plus", "price rule: cost_plus (full cost x (1 + markup), raised by "
+                "scarcity) or tatonnement (price moves with excess demand, no cost anchor)",
+                choices=("cost_plus", "tatonnement"), source="assumption",
+            ),
+            "markup": Param(
+                float, 0.1, "cost_plus: markup over the full cost of an accelerator-hour",
+                "share", ge=0, source="assumption: about $2/hour on a ~$1.8 full cost "
+                "(CALIBRATION.md compute: H100 rental $1.70-2.35)",
+            ),
+            "scarcity_slope": Param(
+                float, 0.5, "cost_plus: premium per unit of demand in excess of capacity",
+                "share", ge=0, source="assumption",
+            ),
+            "max_scarcity": Param(
+                float, 1.0, "cost_plus: largest scarcity premium", "share", ge=0,
+                source="assumption",
+            ),
+            "price_adjustment": Param(
+                float, 0.2, "cost_plus: share of the gap to the target price closed each month",
+                "share", gt=0, le=1, source="assumption",
+            ),
             "price_adjustment_speed": Param(
-                float, 0.1, "price change per unit of excess demand ratio", "share", ge=0,
+                float, 0.1, "tatonnement: price change per unit of excess demand ratio", "share",
+                ge=0,
                 source="assumption",
             ),
             "max_price_step": Param(
-                float, 0.05, "largest monthly price change", "share", ge=0, lt=1,
+                float, 0.05, "tatonnement: largest monthly price change", "share", ge=0, lt=1,
                 source="assumption",
             ),
             "max_price_usd_per_acc_hour": Param(
@@ -150,6 +182,16 @@ class Datacenter(Sector):
                 float, 0.5, "elasticity of planned capacity to the market's valuation / "
                 "fundamental value (Tobin's q): rich valuations make plans bigger", "ratio",
                 ge=0, source="assumption",
+            ),
+            "price_response": Param(
+                float, 0.5, "elasticity of planned capacity to the compute price over its full "
+                "cost (price / cost clipped to 0.5..2): scarcity prices call forth capacity",
+                "ratio", ge=0, source="assumption",
+            ),
+            "plan_dispersion": Param(
+                float, 0.2, "spread of planning boldness across operators: each plans for "
+                "a lognormal multiple (mean 1, this log standard deviation) of the capacity "
+                "its forecast needs", "log", ge=0, le=2, source="assumption",
             ),
             "demand_optimism": Param(
                 float, 1.0, "multiplier on extrapolated demand growth in capacity plans",
@@ -183,6 +225,9 @@ class Datacenter(Sector):
         self.shell_book = self.shell_mw * p["build_cost_usd_per_mw"] * 0.5
         self.shell_depreciation = self.shell_book / (p["building_life_months"] * 0.5)
         self.price = np.full(n, p["initial_price_usd_per_acc_hour"])
+        sigma = p["plan_dispersion"]
+        self.aggressiveness = np.exp(sigma * self.rng.standard_normal(n) - 0.5 * sigma**2)
+        """Each operator's multiplier on planned capacity (mean one): some build bolder."""
         capacity = self.fleet * HOURS_PER_MONTH * p["availability"]
         self.demand_smoothed = capacity * p["target_utilization"]
         self.growth_smoothed = 0.0
@@ -239,10 +284,12 @@ class Datacenter(Sector):
 
     def bid(self, market, block) -> None:
         alive = self.alive
-        if market.name == "accelerators":
-            demand = self.accelerator_order
+        if market.name == "accelerators":  # orders are cut to what can be funded now
+            demand = self.accelerator_order * self._funded_share(
+                self.accelerator_order * market.book.seller_price.mean())
         elif market.name == "network_kits":
-            demand = self.kit_order
+            demand = self.kit_order * self._funded_share(
+                self.kit_order * market.book.seller_price.mean())
         else:  # power: enough for the whole installed fleet, within the built shell
             demand = np.minimum(self.shell_mw, self.fleet * self.mw_per_accelerator)
             queued = self.shell_mw + self.shell_pipeline.sum(axis=1)
@@ -309,10 +356,18 @@ class Datacenter(Sector):
         power_cost = self.mw_per_accelerator * self.power_price_usd_per_mwh / p["availability"]
         floor = np.full(self.count, power_cost)
         ceiling = np.full(self.count, max(p["max_price_usd_per_acc_hour"], power_cost))
-        self.price = tatonnement_price(
-            self.price, self.requested, self.offered, p["price_adjustment_speed"],
-            p["max_price_step"], floor, ceiling,
+        if p["pricing"] == "tatonnement":
+            self.price = tatonnement_price(
+                self.price, self.requested, self.offered, p["price_adjustment_speed"],
+                p["max_price_step"], floor, ceiling,
+            )
+            return
+        target = markup_price(
+            np.full(self.count, self.full_cost_per_acc_hour()), np.full(self.count, p["markup"]),
+            self.requested, self.offered, p["scarcity_slope"], p["max_scarcity"],
         )
+        self.price = np.clip(self.price + p["price_adjustment"] * (target - self.price), floor,
+                             ceiling)
 
     def _plan(self, step: int) -> None:
         p = self.params
@@ -323,7 +378,9 @@ class Datacenter(Sector):
         expected_growth = float(np.clip(p["demand_optimism"] * self.growth_smoothed,
                                         -p["max_growth_per_month"], p["max_growth_per_month"]))
         hours = HOURS_PER_MONTH * p["availability"] * p["target_utilization"]
-        hours /= self.model.valuation_ratio ** p["valuation_sensitivity"]
+        profitability = np.clip(self.price / self.full_cost_per_acc_hour(), 0.5, 2.0)
+        hours = hours / (self.model.valuation_ratio ** p["valuation_sensitivity"]
+                         * self.aggressiveness * profitability ** p["price_response"])
 
         lead = p["delivery_lead_months"]
         target_fleet = self.demand_smoothed * (1.0 + expected_growth) ** lead / hours
@@ -342,22 +399,40 @@ class Datacenter(Sector):
         shell = np.maximum(0.0, shell_target - self.shell_mw - self.shell_pipeline.sum(axis=1))
 
         # funding: equipment first (it earns soonest), then buildings with what is left
-        firms = self.model.firms
-        reserve = self.model.experiment["finance"]["cash_buffer_months"] * (
-            firms.monthly_costs_so_far()[self.rows])
-        budget = self.cash + funding_headroom(self.model)[self.rows] - reserve
-        budget = np.where(self.alive, np.maximum(0.0, budget), 0.0)
+        budget = capex_budget(self.model, self.rows)
         equipment = accelerators * self._unit_prices() + kits * self._kit_price()
-        equipment_scale = _affordable_share(budget, equipment)
+        equipment_scale = affordable_share(budget, equipment)
         self.accelerator_order = accelerators * equipment_scale
         self.kit_order = kits * equipment_scale
         budget = np.maximum(0.0, budget - equipment * equipment_scale)
-        shell_order = shell * _affordable_share(budget, shell * p["build_cost_usd_per_mw"])
+        shell_order = shell * affordable_share(budget, shell * p["build_cost_usd_per_mw"])
         self.shell_pipeline[:, -1] += shell_order
         shell_capex = shell_order * p["build_cost_usd_per_mw"]
         self.pay(shell_capex, "suppliers", "capex")
         self.shell_book += shell_capex
         self.shell_depreciation += shell_capex / p["building_life_months"]
+
+    def _funded_share(self, spend: np.ndarray) -> np.ndarray:
+        """Share of ``spend`` (USD) the operator can still fund at the time of ordering."""
+        return affordable_share(capex_budget(self.model, self.rows), spend)
+
+    def full_cost_per_acc_hour(self) -> float:
+        """Full cost of an accelerator-hour sold at target utilization (USD).
+
+        Capex of the accelerator, its kits and the rest of the server over its useful life,
+        the shell per accelerator over the building's life, site operations and power,
+        divided by the hours sold per month.
+        """
+        p = self.params
+        mw = self.mw_per_accelerator
+        monthly = (
+            (self._unit_prices() + self._kit_price() * p["kits_per_accelerator"])
+            / p["useful_life_months"]
+            + mw * p["build_cost_usd_per_mw"] / p["building_life_months"]
+            + mw * p["site_opex_usd_per_mw_month"]
+            + mw * self.power_price_usd_per_mwh * HOURS_PER_MONTH
+        )
+        return monthly / (HOURS_PER_MONTH * p["availability"] * p["target_utilization"])
 
     def _retiring_within(self, step: int, months: int) -> np.ndarray:
         """Accelerators that reach end of life in the next ``months`` months."""
@@ -424,7 +499,3 @@ class Datacenter(Sector):
             "power_mw": self.power_mw,
         }
 
-
-def _affordable_share(budget: np.ndarray, spend: np.ndarray) -> np.ndarray:
-    """Share of ``spend`` (USD) that ``budget`` (USD) covers, in [0, 1]."""
-    return np.clip(np.divide(budget, spend, out=np.ones_like(spend), where=spend > 0), 0.0, 1.0)

@@ -96,7 +96,7 @@ class EndDemand(Sector):
         self.price_faced = np.divide(price_sum, counts, out=self.price_faced.copy(),
                                      where=counts > 0)
         sigma = self.params["demand_noise"]
-        shock = np.exp(sigma * self.model.rng.standard_normal(self.count) - 0.5 * sigma**2)
+        shock = np.exp(sigma * self.rng.standard_normal(self.count) - 0.5 * sigma**2)
         demand = self.notional_demand(self.price_faced, self.model.step_index) * shock
         self.last_demand = demand
         book.buyer_demand[block] = demand

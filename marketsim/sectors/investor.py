@@ -2,7 +2,8 @@
 
 Fundamentalists value each firm from its expected cash flows:
     F_i = max(0, cash_i - debt_i + 12 * NI_i / (discount_rate - long_run_growth))
-with NI_i the firm's smoothed monthly net income. The market's valuation of every AI firm
+with NI_i the firm's smoothed monthly operating income (revenue - cost of goods - opex, as
+of the last closed month). The market's valuation of every AI firm
 is ``V_i = F_i * max(floor, 1 + x_t)``, where ``x_t`` is the market-wide deviation of prices
 from fundamentals, driven by the Brock–Hommes (1998) heterogeneous-beliefs map
 (`brock_hommes_step` kernel): fundamentalists (who pay a cost ``C`` for their analysis)
@@ -16,9 +17,10 @@ The fundamental steady state loses stability at ``beta* = ln(R / (g - R)) / C``
 Money: savers pay ``inflow_usd_per_month * (V/F) ** inflow_sensitivity`` into the funds
 each month (capital floods in when valuations run high and dries up when they fall);
 firms pay dividends to the funds. Each month the funds offer ``deploy_share`` of their cash
-as new equity, split over firms with positive fundamental value by valuation; a firm draws
-on its offer only to cover a cash shortfall. A firm with no fundamental value gets none: it
-must borrow or default.
+as new equity: the fundamentalists' share of it split over firms by valuation (a firm with
+no fundamental value gets none of it), the trend followers' share by momentum (market value
+times its smoothed monthly return: they buy what has been rising). A firm draws on its offer only to
+cover a cash shortfall; without an offer it must borrow or default.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ class Investor(Sector):
             "count": Param(int, 1, "number of funds (they share the capital equally); 0 "
                            "switches the capital market off", "funds", ge=0,
                            source="assumption"),
-            "initial_cash_usd": Param(float, 100e9, "funds' cash at the start (all funds)",
+            "initial_cash_usd": Param(float, 100e9, "cash of each fund at the start",
                                       "USD", ge=0, source="assumption"),
             "inflow_usd_per_month": Param(
                 float, 5e9, "savers' monthly inflow into the funds when valuations equal "
@@ -131,17 +133,20 @@ class Investor(Sector):
         self.deviation_history = np.full(3, p["initial_deviation"])
         """x_(t-1), x_(t-2), x_(t-3): the market-wide deviation, latest first."""
         self.trend_share = 0.5
+        self.last_valuation = np.zeros(firms.n)
+        self.momentum = np.zeros(firms.n)
+        """Smoothed monthly return of each firm's market value, what trend followers chase."""
         self.ratio = 1.0 + p["initial_deviation"]
 
     def allocate(self, step: int) -> None:
-        """Update beliefs and valuations; offer equity for this step's funding gaps."""
+        """Update beliefs and valuations from last step's books; offer equity for this step."""
         p = self.params
         model = self.model
         firms = model.firms
         deviation, self.trend_share = brock_hommes_step(
             self.deviation_history[0], self.deviation_history[1], self.deviation_history[2],
             p["gross_return"], p["trend_coefficient"], p["trend_bias"], p["fundamentalist_cost"],
-            p["intensity_of_choice"], p["deviation_noise"] * model.rng.standard_normal(),
+            p["intensity_of_choice"], p["deviation_noise"] * self.rng.standard_normal(),
         )
         self.deviation_history = np.array([deviation, *self.deviation_history[:2]])
         self.ratio = max(p["valuation_floor"], 1.0 + deviation)
@@ -157,14 +162,22 @@ class Investor(Sector):
         inflow = p["inflow_usd_per_month"] * self.ratio ** p["inflow_sensitivity"]
         self._receive(np.full(self.count, inflow / self.count), "savers")
         budget = max(0.0, float(self.cash.sum())) * p["deploy_share"]
-        total = self.valuation.sum()
-        model.equity_offer = (
-            budget * self.valuation / total if total > 0 else np.zeros(firms.n)
+        # fundamentalists fund firms in proportion to their value; trend followers chase
+        # momentum: market value times its smoothed monthly return
+        returns = np.divide(self.valuation, self.last_valuation, out=np.ones(firms.n),
+                            where=self.last_valuation > 0) - 1.0
+        self.momentum = weight * returns + (1.0 - weight) * self.momentum
+        self.last_valuation = self.valuation
+        momentum = self.valuation * np.maximum(self.momentum, 0.0)
+        model.equity_offer = budget * (
+            (1.0 - self.trend_share) * _shares(self.valuation)
+            + self.trend_share * _shares(momentum)
         )
 
     def _net_income_now(self) -> np.ndarray:
-        """This step's pre-tax operating result so far, per firm (USD)."""
-        return self.model.firms.operating_income_so_far()
+        """Last step's operating income per firm (USD): revenue - cost of goods - opex."""
+        firms = self.model.firms
+        return firms.revenue - firms.cost_of_goods - firms.opex
 
     def _receive(self, amounts: np.ndarray, source: str) -> None:
         ledger = self.model.ledger
@@ -196,3 +209,9 @@ class Investor(Sector):
             "trend_follower_share": np.full(self.count, self.trend_share),
             "valuation_to_fundamental": np.full(self.count, self.ratio),
         }
+
+
+def _shares(weights: np.ndarray) -> np.ndarray:
+    """``weights`` normalised to sum to one (zeros if they sum to zero)."""
+    total = weights.sum()
+    return weights / total if total > 0 else np.zeros_like(weights)

@@ -13,14 +13,16 @@ Capacity rule: when capacity plus projects under construction fall short of
 much of it planners extrapolate, L: lead time, Q: its share of the load data centers have
 queued for connection — shells built and under construction — and q: how much of the queue
 it believes), order the shortfall (at most ``max_build_share_per_month`` of capacity a
-month); it arrives after ``interconnection_lead_months`` and is paid at
-``build_cost_usd_per_mw`` when ordered.
+month, and no more than it can fund); it arrives after ``interconnection_lead_months`` and is
+paid at ``build_cost_usd_per_mw`` when ordered.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from marketsim.finance import affordable_share
+from marketsim.finance import capex_budget
 from marketsim.schema import Param
 from marketsim.sectors.base import HOURS_PER_MONTH
 from marketsim.sectors.base import Sector
@@ -42,6 +44,12 @@ class Utility(Sector):
                 float, 3000.0, "generation capacity available to data centers per utility",
                 "MW", gt=0,
                 source="assumption: ~9 GW for ~4M installed accelerators at 1.26 kW x PUE 1.3",
+            ),
+            "max_debt_to_ebitda": Param(
+                float, 8.0, "most a utility may borrow, in years of its smoothed EBITDA",
+                "years", ge=0,
+                source="assumption: regulated utilities borrow against their rate base, "
+                "5-7x EBITDA",
             ),
             "initial_under_construction_mw": Param(
                 float, 3000.0, "capacity under construction at the start per utility, arriving "
@@ -202,6 +210,8 @@ class Utility(Sector):
         needed = np.maximum(trend, self.queued_load) * (1.0 + target_reserve)
         build = np.clip(needed - planned, 0.0, p["max_build_share_per_month"] * self.capacity_mw)
         build = np.where(alive, build, 0.0)
+        budget = capex_budget(self.model, self.rows)
+        build *= affordable_share(budget, build * p["build_cost_usd_per_mw"])
         self.capacity_pipeline[:, -1] += build
         capex = build * p["build_cost_usd_per_mw"]
         self.pay(capex, "suppliers", "capex")

@@ -22,6 +22,8 @@ from typing import ClassVar
 
 import numpy as np
 
+from marketsim.finance import affordable_share
+from marketsim.finance import capex_budget
 from marketsim.markets.kernels import markup_price
 from marketsim.schema import Param
 from marketsim.sectors.base import Sector
@@ -155,6 +157,8 @@ class EquipmentVendor(Sector):
             p["max_expansion_per_month"], p["expansion_response"] * np.maximum(ratio - 1.0, 0.0)
         )
         expansion = np.where(self.alive, expansion, 0.0)
+        expansion *= affordable_share(capex_budget(self.model, self.rows),
+                                      expansion * p["capacity_cost_usd_per_unit_month"])
         self.capacity_pipeline[:, -1] += expansion
         capex = expansion * p["capacity_cost_usd_per_unit_month"]
         self.pay(capex, self.supplier_account, "capex")
