@@ -6,6 +6,8 @@ repeats), a numpy-vectorised single round written here, and the plain-Python ref
 the ratios reference/kernel and numpy/kernel. The main comparison is one round
 (``max_rounds=1``), the only round the numpy version does; a second set of rows runs five
 rounds (kernel and reference only). Outputs are checked to agree before any time is printed.
+Last, it prints the wall time per step of the baseline experiment, and of the baseline with
+every sector's firm count multiplied by 10 and 100.
 """
 
 from __future__ import annotations
@@ -192,8 +194,49 @@ def format_posted_price(row: dict) -> str:
     )
 
 
+BASELINE = Path(__file__).resolve().parents[1] / "experiments" / "baseline.toml"
+SECTOR_COUNTS = {
+    "chip_vendor": 3,
+    "network_vendor": 2,
+    "utility": 3,
+    "datacenter": 8,
+    "inference": 4,
+    "end_demand": 3,
+    "investor": 2,
+}
+
+
+def bench_baseline_step(scale: int = 1, steps: int = 120) -> dict:
+    """Wall time per step of the baseline, with every sector's firm count times ``scale``.
+
+    Model construction (graph, agents) is timed apart from the steps; a warm-up run first
+    loads the compiled kernels from numba's cache.
+    """
+    import marketsim
+
+    overrides = [f"experiment.steps={steps}"]
+    overrides += [f"agents.{name}.count={count * scale}" for name, count in SECTOR_COUNTS.items()]
+    experiment = marketsim.load_experiment(BASELINE, overrides)
+    marketsim.run(marketsim.load_experiment(BASELINE, ["experiment.steps=2"]))
+    from marketsim.model import SupplyChainModel
+
+    started = time.perf_counter()
+    model = SupplyChainModel(experiment, np.random.SeedSequence(0))
+    built = time.perf_counter()
+    for _ in range(steps):
+        model.step()
+    finished = time.perf_counter()
+    return {
+        "scale": scale,
+        "firms": model.firms.n,
+        "edges": sum(market.n_edges for market in model.markets.values()),
+        "build_s": built - started,
+        "ms_per_step": 1e3 * (finished - built) / steps,
+    }
+
+
 def main() -> None:
-    """Print the posted-price timings for markets of 100k and 1M edges."""
+    """Print the posted-price timings for markets of 100k and 1M edges, then the model's."""
     print(
         f"python {platform.python_version()}, numpy {np.__version__}, numba {numba.__version__},"
         f" {platform.machine()}, {sys.platform}"
@@ -204,6 +247,16 @@ def main() -> None:
         for n_edges in (100_000, 1_000_000):
             row = bench_posted_price(n_edges, max_rounds=max_rounds, reference_repeats=2)
             print(format_posted_price(row), flush=True)
+    print()
+    print("baseline model: wall time per step (120 steps; firm counts x scale)")
+    print(f"{'scale':>6}{'firms':>8}{'edges':>9}{'build s':>9}{'ms/step':>9}")
+    for scale in (1, 10, 100):
+        row = bench_baseline_step(scale)
+        print(
+            f"{row['scale']:>6}{row['firms']:>8}{row['edges']:>9}{row['build_s']:>9.2f}"
+            f"{row['ms_per_step']:>9.2f}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

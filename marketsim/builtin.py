@@ -24,16 +24,36 @@ from marketsim.sectors.network_vendor import NetworkVendor
 from marketsim.sectors.utility import Utility
 
 GOODS = (
-    GoodSpec("accelerators", "accelerators", "USD per accelerator",
-             doc="GPUs/ASICs for AI, sold by chip vendors to data centers"),
-    GoodSpec("network_kits", "network kits", "USD per kit",
-             doc="optics and switch ports for one accelerator"),
-    GoodSpec("power", "MW contracted for the month", "USD per MWh",
-             doc="electric power; energy billed at the utility's load factor x 730 h per MW"),
-    GoodSpec("compute", "accelerator-hours", "USD per accelerator-hour",
-             doc="rented accelerator time, sold by data centers"),
-    GoodSpec("tokens", "million tokens", "USD per million tokens",
-             doc="inference output, sold by inference firms to end customers"),
+    GoodSpec(
+        "accelerators",
+        "accelerators",
+        "USD per accelerator",
+        doc="GPUs/ASICs for AI, sold by chip vendors to data centers",
+    ),
+    GoodSpec(
+        "network_kits",
+        "network kits",
+        "USD per kit",
+        doc="optics and switch ports for one accelerator",
+    ),
+    GoodSpec(
+        "power",
+        "MW contracted for the month",
+        "USD per MWh",
+        doc="electric power; energy billed at the utility's load factor x 730 h per MW",
+    ),
+    GoodSpec(
+        "compute",
+        "accelerator-hours",
+        "USD per accelerator-hour",
+        doc="rented accelerator time, sold by data centers",
+    ),
+    GoodSpec(
+        "tokens",
+        "million tokens",
+        "USD per million tokens",
+        doc="inference output, sold by inference firms to end customers",
+    ),
 )
 
 EXPERIMENT_TABLE = TableSchema(
@@ -43,12 +63,19 @@ EXPERIMENT_TABLE = TableSchema(
         "seed": Param(int, 0, "seed of every random stream (graph, demand noise)", ge=0),
         "steps": Param(int, 120, "number of steps to simulate", "steps", ge=1, le=100_000),
         "step_months": Param(
-            int, 1, "length of a step; every rate in the model is monthly, so only 1 is "
-            "supported", "months", choices=(1,),
+            int,
+            1,
+            "length of a step; every rate in the model is monthly, so only 1 is supported",
+            "months",
+            choices=(1,),
         ),
         "replications": Param(
-            int, 1, "independent runs with seeds spawned from the experiment's seed",
-            "runs", ge=1, le=10_000,
+            int,
+            1,
+            "independent runs with seeds spawned from the experiment's seed",
+            "runs",
+            ge=1,
+            le=10_000,
         ),
     },
 )
@@ -56,10 +83,13 @@ EXPERIMENT_TABLE = TableSchema(
 OUTPUT_TABLE = TableSchema(
     doc="What is written and where.",
     params={
-        "dir": Param(str, "", "output directory (empty: results/<experiment name>; "
-                     "relative paths are relative to the working directory)"),
-        "firm_level": Param(bool, False, "also write firms.parquet (one row per firm and "
-                            "step)"),
+        "dir": Param(
+            str,
+            "",
+            "output directory (empty: results/<experiment name>; "
+            "relative paths are relative to the working directory)",
+        ),
+        "firm_level": Param(bool, False, "also write firms.parquet (one row per firm and step)"),
     },
 )
 
@@ -72,8 +102,7 @@ def marketsim_register_goods(register):
 
 @hookimpl
 def marketsim_register_sectors(register):
-    for sector in (ChipVendor, NetworkVendor, Utility, Datacenter, Inference, EndDemand,
-                   Investor):
+    for sector in (ChipVendor, NetworkVendor, Utility, Datacenter, Inference, EndDemand, Investor):
         register(sector)
 
 

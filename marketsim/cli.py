@@ -51,9 +51,11 @@ def _overrides(sets: tuple[str, ...], seed: int | None, steps: int | None) -> li
 
 
 SET_OPTION = click.option(
-    "--set", "sets", multiple=True, metavar="KEY=VALUE",
-    help="Override a key, e.g. --set agents.utility.capacity_mw=5000 (TOML value; "
-    "repeatable).",
+    "--set",
+    "sets",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a key, e.g. --set agents.utility.capacity_mw=5000 (TOML value; repeatable).",
 )
 
 
@@ -79,8 +81,11 @@ def main(args: list[str] | None = None) -> None:
 
 @cli.command()
 @click.argument("file", type=click.Path(dir_okay=False, path_type=str))
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
-              help="Results directory (default: [output] dir or results/<name>).")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Results directory (default: [output] dir or results/<name>).",
+)
 @click.option("--seed", type=click.IntRange(min=0), help="Override experiment.seed.")
 @click.option("--steps", type=click.IntRange(min=1), help="Override experiment.steps.")
 @SET_OPTION
@@ -95,8 +100,9 @@ def run(file, out, seed, steps, sets, overwrite, quiet):
         check_writable(target, overwrite)
         total = config["experiment"]["steps"] * config["experiment"]["replications"]
         show_bar = not quiet and sys.stderr.isatty()
-        with click.progressbar(length=total, label=f"{experiment.name}", file=sys.stderr,
-                               hidden=not show_bar) as bar:
+        with click.progressbar(
+            length=total, label=f"{experiment.name}", file=sys.stderr, hidden=not show_bar
+        ) as bar:
             results = run_experiment(experiment, progress=bar.update)
         written = results.write(target, overwrite=overwrite)
         if not quiet:
@@ -108,15 +114,19 @@ def _summary(results, written: Path) -> str:
     last = sectors[sectors["step"] == sectors["step"].max()]
     last = last[last["replication"] == 0]
     lines = [
-        f"wrote {written}/: " + ", ".join(
-            sorted(f"{name}.parquet" for name in results.tables)) + ", manifest.json",
+        f"wrote {written}/: "
+        + ", ".join(sorted(f"{name}.parquet" for name in results.tables))
+        + ", manifest.json",
         f"final step {int(last['step'].max())} (replication 0), by sector:",
         f"  {'sector':<16}{'revenue $M/mo':>15}{'gross margin':>14}{'value share':>13}",
     ]
     for row in last.itertuples():
         margin = "-" if row.gross_margin != row.gross_margin else f"{row.gross_margin:.1%}"
-        share = "-" if row.value_capture_share != row.value_capture_share else (
-            f"{row.value_capture_share:.1%}")
+        share = (
+            "-"
+            if row.value_capture_share != row.value_capture_share
+            else (f"{row.value_capture_share:.1%}")
+        )
         lines.append(f"  {row.sector:<16}{row.revenue / 1e6:>15,.0f}{margin:>14}{share:>13}")
     return "\n".join(lines)
 
@@ -134,8 +144,12 @@ def validate(file, sets):
 
 @cli.command()
 @click.argument("file", type=click.Path(dir_okay=False, path_type=str))
-@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="GraphML file to write (e.g. graph.graphml).")
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="GraphML file to write (e.g. graph.graphml).",
+)
 @SET_OPTION
 @click.option("--overwrite", is_flag=True, help="Replace the file if it exists.")
 def graph(file, out, sets, overwrite):
@@ -154,8 +168,9 @@ def graph(file, out, sets, overwrite):
         except BaseException:
             Path(temporary).unlink(missing_ok=True)
             raise
-        click.echo(f"wrote {out}: {supply.number_of_nodes()} nodes, "
-                   f"{supply.number_of_edges()} edges")
+        click.echo(
+            f"wrote {out}: {supply.number_of_nodes()} nodes, {supply.number_of_edges()} edges"
+        )
 
 
 @cli.command()
@@ -163,10 +178,7 @@ def graph(file, out, sets, overwrite):
 def plugins(file):
     """List plugins (with FILE: also the ones it names) with version, source and hooks."""
     with user_errors():
-        if file:
-            manager = load_experiment(file).manager
-        else:
-            manager = plugin_manager()
+        manager = load_experiment(file).manager if file else plugin_manager()
         for info in plugin_infos(manager):
             click.echo(f"{info.name}  {info.version}  ({info.source})")
             for hook in info.hooks:

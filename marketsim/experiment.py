@@ -29,8 +29,8 @@ from marketsim.markets.market import GoodSpec
 from marketsim.markets.market import MechanismSpec
 from marketsim.metrics import TABLES
 from marketsim.metrics import MetricSpec
-from marketsim.plugins import PluginManager
 from marketsim.plugins import BUILTIN_NAME
+from marketsim.plugins import PluginManager
 from marketsim.plugins import call_hook
 from marketsim.plugins import call_registry_hook
 from marketsim.plugins import plugin_manager
@@ -78,8 +78,10 @@ def collect_components(manager: PluginManager) -> Components:
             name, value = check(item, *extra)
             if name in target:
                 first = found.origins.get((kind, name), BUILTIN_NAME)
-                raise PluginError(f"{kind} {name!r} is registered twice (by plugin {first!r} "
-                                  f"and by plugin {plugin!r})")
+                raise PluginError(
+                    f"{kind} {name!r} is registered twice (by plugin {first!r} "
+                    f"and by plugin {plugin!r})"
+                )
             target[name] = value
             found.origins[(kind, name)] = plugin
 
@@ -110,34 +112,50 @@ def collect_components(manager: PluginManager) -> Components:
     def metric_register(plugin: str):
         def register(spec):
             if not isinstance(spec, MetricSpec) or spec.table not in TABLES:
-                raise PluginError(f"register_metrics: expected a MetricSpec on {TABLES}, got "
-                                  f"{spec!r}")
+                raise PluginError(
+                    f"register_metrics: expected a MetricSpec on {TABLES}, got {spec!r}"
+                )
             if spec.column in RESERVED_COLUMNS:
-                raise PluginError(f"metric {spec.table}.{spec.column}: {spec.column!r} is a key "
-                                  "column of the results tables; choose another name")
+                raise PluginError(
+                    f"metric {spec.table}.{spec.column}: {spec.column!r} is a key "
+                    "column of the results tables; choose another name"
+                )
             key = ("metric", f"{spec.table}.{spec.column}")
             if key in found.origins:
-                raise PluginError(f"metric {key[1]} is registered twice (by plugin "
-                                  f"{found.origins[key]!r} and by plugin {plugin!r})")
+                raise PluginError(
+                    f"metric {key[1]} is registered twice (by plugin "
+                    f"{found.origins[key]!r} and by plugin {plugin!r})"
+                )
             found.metrics.append(spec)
             found.origins[("metric", f"{spec.table}.{spec.column}")] = plugin
 
         return register
 
-    call_registry_hook(manager, "marketsim_register_goods",
-                       lambda plugin: adder("good", found.goods, good, plugin))
-    call_registry_hook(manager, "marketsim_register_sectors",
-                       lambda plugin: adder("sector", found.sectors, sector, plugin))
-    call_registry_hook(manager, "marketsim_register_mechanisms",
-                       lambda plugin: adder("mechanism", found.mechanisms, mechanism, plugin))
+    call_registry_hook(
+        manager, "marketsim_register_goods", lambda plugin: adder("good", found.goods, good, plugin)
+    )
+    call_registry_hook(
+        manager,
+        "marketsim_register_sectors",
+        lambda plugin: adder("sector", found.sectors, sector, plugin),
+    )
+    call_registry_hook(
+        manager,
+        "marketsim_register_mechanisms",
+        lambda plugin: adder("mechanism", found.mechanisms, mechanism, plugin),
+    )
     call_registry_hook(manager, "marketsim_register_metrics", metric_register)
-    call_registry_hook(manager, "marketsim_register_config_tables",
-                       lambda plugin: adder("config table", found.tables, table, plugin))
+    call_registry_hook(
+        manager,
+        "marketsim_register_config_tables",
+        lambda plugin: adder("config table", found.tables, table, plugin),
+    )
     for cls in found.sectors.values():
         for name in (cls.sells, *cls.buys):
             if name is not None and name not in found.goods:
-                raise PluginError(f"sector {cls.name!r} trades {name!r}, which no plugin "
-                                  "registers as a good")
+                raise PluginError(
+                    f"sector {cls.name!r} trades {name!r}, which no plugin registers as a good"
+                )
     return found
 
 
@@ -201,8 +219,11 @@ def load_experiment(path: str | Path, overrides: list[str] | tuple[str, ...] = (
     raw = apply_overrides(raw, origins, list(overrides))
     plugins = raw.get("plugins", [])
     if not isinstance(plugins, list) or not all(isinstance(p, str) for p in plugins):
-        raise ExperimentError("expected a list of strings (plugin files or modules)",
-                              origins.get("plugins", source), "plugins")
+        raise ExperimentError(
+            "expected a list of strings (plugin files or modules)",
+            origins.get("plugins", source),
+            "plugins",
+        )
     plugins_source = origins.get("plugins", source)
     base_dir = Path.cwd() if plugins_source == SET_SOURCE else Path(plugins_source).parent
     manager = plugin_manager(plugins, base_dir.resolve(), plugins_source)
@@ -214,15 +235,17 @@ def load_experiment(path: str | Path, overrides: list[str] | tuple[str, ...] = (
     config = validate(raw, components.registry(), origins, source)
     present = {name: table for name, table in config["agents"].items()}
     config["markets"] = {
-        good: table for good, table in config["markets"].items()
+        good: table
+        for good, table in config["markets"].items()
         if any(components.sectors[s].sells == good for s in present)
     }
     check_restrictions(config["graph"], list(config["markets"]), source)
     check_chain(config, components, source)
     for name, params in config["agents"].items():
         for key, message in components.sectors[name].check_params(params):
-            raise ExperimentError(message, origins.get(f"agents.{name}.{key}", source),
-                                  f"agents.{name}.{key}")
+            raise ExperimentError(
+                message, origins.get(f"agents.{name}.{key}", source), f"agents.{name}.{key}"
+            )
     return Experiment(config, source, experiment_sha256(config), manager, components)
 
 
@@ -243,7 +266,9 @@ def check_name(name: Any, source: str) -> None:
     if isinstance(name, str) and (not _NAME.fullmatch(name) or ".." in name):
         raise ExperimentError(
             f"must be letters, digits, '.', '_' or '-' (it names the results directory), "
-            f"got {name!r}", source, "experiment.name",
+            f"got {name!r}",
+            source,
+            "experiment.name",
         )
 
 
@@ -255,8 +280,9 @@ def check_chain(config: dict[str, Any], components: Components, source: str) -> 
     """
     present = [name for name in components.sectors if name in config["agents"]]
     if not present or not any(config["agents"][n]["count"] for n in present):
-        raise ExperimentError("the experiment has no agents: add [agents.<sector>] tables",
-                              source, "agents")
+        raise ExperimentError(
+            "the experiment has no agents: add [agents.<sector>] tables", source, "agents"
+        )
     sold = {components.sectors[n].sells for n in present if config["agents"][n]["count"]}
     for name in present:
         for good in components.sectors[name].buys:
@@ -265,5 +291,6 @@ def check_chain(config: dict[str, Any], components: Components, source: str) -> 
                 hint = f" (add [agents.{sellers[0]}] with count >= 1)" if sellers else ""
                 raise ExperimentError(
                     f"buys {good!r} but no sector in the experiment sells it{hint}",
-                    source, f"agents.{name}",
+                    source,
+                    f"agents.{name}",
                 )

@@ -1,11 +1,11 @@
 """Financing and failure: interest, tax, funding gaps, defaults. Vectorised over all firms.
 
-At the end of every step each firm pays interest on its debt and repays a slice of the
-principal, pays tax on positive pre-tax profit, pays a share of positive net income to its
-shareholders, uses cash above a buffer of a few months' costs to repay debt early, and covers any negative cash first with new
-equity (if the capital market offers it) and then with debt up to a leverage limit. A firm
-still short of cash defaults: it exits, lenders absorb its negative cash and its debt, its
-equity is written off, and its capacity is scrapped. Write-offs show in the results.
+At the end of every step each firm pays interest on its debt and repays a slice of the principal,
+pays tax on positive pre-tax profit, pays a share of positive net income to its shareholders, uses
+cash above a buffer of a few months' costs to repay debt early, and covers any negative cash first
+with new equity (if the capital market offers it) and then with debt up to a leverage limit. A firm
+still short of cash defaults: it exits, lenders absorb its negative cash and its debt, its equity is
+written off, and its capacity is scrapped. Write-offs show in the results.
 """
 
 from __future__ import annotations
@@ -39,27 +39,56 @@ FINANCE_TABLE = TableSchema(
             source="assumption",
         ),
         "planning_credit_share": Param(
-            float, 0.5, "share of unused credit a firm commits to capex plans (the rest is its "
-            "liquidity reserve)", "share", ge=0, le=1, source="assumption",
+            float,
+            0.5,
+            "share of unused credit a firm commits to capex plans (the rest is its "
+            "liquidity reserve)",
+            "share",
+            ge=0,
+            le=1,
+            source="assumption",
         ),
         "collateral_sensitivity": Param(
-            float, 0.5, "elasticity of the lending value of net PP&E to the market's "
-            "valuation / fundamental value", "ratio", ge=0, source="assumption",
+            float,
+            0.5,
+            "elasticity of the lending value of net PP&E to the market's "
+            "valuation / fundamental value",
+            "ratio",
+            ge=0,
+            source="assumption",
         ),
         "debt_term_months": Param(
-            int, 60, "debt is repaid in equal slices over this term", "months", ge=1,
+            int,
+            60,
+            "debt is repaid in equal slices over this term",
+            "months",
+            ge=1,
             source="assumption",
         ),
         "payout_ratio": Param(
-            float, 0.5, "share of positive net income paid to shareholders each month",
-            "share", ge=0, le=1, source="assumption",
+            float,
+            0.5,
+            "share of positive net income paid to shareholders each month",
+            "share",
+            ge=0,
+            le=1,
+            source="assumption",
         ),
         "cash_buffer_months": Param(
-            float, 3.0, "months of costs a firm keeps in cash; cash above it repays debt",
-            "months", ge=0, source="assumption",
+            float,
+            3.0,
+            "months of costs a firm keeps in cash; cash above it repays debt",
+            "months",
+            ge=0,
+            source="assumption",
         ),
         "tax_rate": Param(
-            float, 0.21, "tax on positive pre-tax profit", "share", ge=0, lt=1,
+            float,
+            0.21,
+            "tax on positive pre-tax profit",
+            "share",
+            ge=0,
+            lt=1,
             source="assumption (US federal corporate rate)",
         ),
     },
@@ -161,7 +190,8 @@ def close_books(model: SupplyChainModel) -> None:
     firms.close_income_statement()
     ebitda = firms.revenue - (firms.cost_of_goods - firms.depreciation) - firms.opex
     firms.ebitda_smoothed = np.where(
-        firms.alive, EBITDA_SMOOTHING * ebitda + (1 - EBITDA_SMOOTHING) * firms.ebitda_smoothed,
+        firms.alive,
+        EBITDA_SMOOTHING * ebitda + (1 - EBITDA_SMOOTHING) * firms.ebitda_smoothed,
         0.0,
     )
 

@@ -110,6 +110,4 @@ class FirmTable:
         self.equity_issued = into[flows.EQUITY].copy()
         self.debt_drawn = into[flows.DEBT_DRAW].copy()
         self.dividends = out[flows.DIVIDEND].copy()
-        self.net_income = (
-            self.revenue - self.cost_of_goods - self.opex - self.interest - self.tax
-        )
+        self.net_income = self.revenue - self.cost_of_goods - self.opex - self.interest - self.tax

@@ -1,15 +1,14 @@
 """The supply graph: who may trade with whom, built from ``[graph]`` rules.
 
-Nodes are market participants (firms and end-market segments), named ``"<sector>:<k>"``,
-with attributes ``sector``, ``region`` and ``index`` (row within the sector). Edges run
-seller -> buyer with attribute ``good``. Members of each sector are placed in regions
-round-robin. Each buyer of a good links to ``buyer_degree`` sellers of it (all of them if
-fewer), drawn without replacement with weight 1 for a seller in its own region and
-``cross_region_weight`` for one elsewhere; a seller that no buyer chose is then linked to
-one buyer it may serve, drawn at random, so no firm is left without customers; a restriction ``{good, from_region, to_region}``
-forbids the good from flowing from sellers in one region to buyers in another (export
-controls). The graph depends only on the experiment's seed, so every replication of an
-experiment trades over the same graph.
+Nodes are market participants (firms and end-market segments), named ``"<sector>:<k>"``, with
+attributes ``sector``, ``region`` and ``index`` (row within the sector). Edges run seller -> buyer
+with attribute ``good``. Members of each sector are placed in regions round-robin. Each buyer of a
+good links to ``buyer_degree`` sellers of it (all of them if fewer), drawn without replacement with
+weight 1 for a seller in its own region and ``cross_region_weight`` for one elsewhere; a seller that
+no buyer chose is then linked to one buyer it may serve, drawn at random, so no firm is left without
+customers; a restriction ``{good, from_region, to_region}`` forbids the good from flowing from
+sellers in one region to buyers in another (export controls). The graph depends only on the
+experiment's seed, so every replication of an experiment trades over the same graph.
 
 `market_csr` exports one good's edges as CSR arrays over buyers for the kernels.
 """
@@ -30,19 +29,34 @@ GRAPH_TABLE = TableSchema(
     doc="How participants connect: regions, degree, restrictions.",
     params={
         "regions": Param(
-            list, ["us", "eu", "asia"], "regions; members of each sector are placed in them "
-            "round-robin", item_kind=str, source="assumption",
+            list,
+            ["us", "eu", "asia"],
+            "regions; members of each sector are placed in them round-robin",
+            item_kind=str,
+            source="assumption",
         ),
         "buyer_degree": Param(
-            int, 2, "sellers each buyer links to, per good it buys (all if fewer)", "edges",
-            ge=1, source="assumption",
+            int,
+            2,
+            "sellers each buyer links to, per good it buys (all if fewer)",
+            "edges",
+            ge=1,
+            source="assumption",
         ),
         "cross_region_weight": Param(
-            float, 0.5, "chance of linking to a seller in another region, relative to one "
-            "in the buyer's own region", "ratio", ge=0, le=1, source="assumption",
+            float,
+            0.5,
+            "chance of linking to a seller in another region, relative to one "
+            "in the buyer's own region",
+            "ratio",
+            ge=0,
+            le=1,
+            source="assumption",
         ),
         "restrictions": Param(
-            list, [], "forbidden flows: tables {good, from_region, to_region} (export "
+            list,
+            [],
+            "forbidden flows: tables {good, from_region, to_region} (export "
             "controls); sellers in from_region may not sell the good to buyers in to_region",
             item_kind=dict,
         ),
@@ -71,7 +85,8 @@ def check_restrictions(graph_table: dict[str, Any], goods: Sequence[str], source
         for name in rule:
             if name not in allowed:
                 raise ExperimentError(
-                    f"unknown key {name!r} (expected good, from_region, to_region)", source,
+                    f"unknown key {name!r} (expected good, from_region, to_region)",
+                    source,
                     f"{key}.{name}",
                 )
         for name, valid in allowed.items():
@@ -80,7 +95,8 @@ def check_restrictions(graph_table: dict[str, Any], goods: Sequence[str], source
             if rule[name] not in valid:
                 raise ExperimentError(
                     f"must be one of {', '.join(map(repr, valid))}, got {rule[name]!r}",
-                    source, f"{key}.{name}",
+                    source,
+                    f"{key}.{name}",
                 )
 
 
@@ -112,21 +128,24 @@ def build_supply_graph(
             name = node_name(sector, k)
             region_of[name] = regions[k % len(regions)]
             graph.add_node(name, sector=sector, region=region_of[name], index=k)
-    forbidden = {(r["good"], r["from_region"], r["to_region"]) for r in
-                 graph_table["restrictions"]}
+    forbidden = {(r["good"], r["from_region"], r["to_region"]) for r in graph_table["restrictions"]}
     for good in dict.fromkeys(g for goods in buys.values() for g in goods):  # ordered
-        sellers = [node_name(s, k) for s, g in sells.items() if g == good
-                   for k in range(members[s])]
-        buyers = [node_name(b, k) for b, goods in buys.items() if good in goods
-                  for k in range(members[b])]
+        sellers = [
+            node_name(s, k) for s, g in sells.items() if g == good for k in range(members[s])
+        ]
+        buyers = [
+            node_name(b, k) for b, goods in buys.items() if good in goods for k in range(members[b])
+        ]
         for buyer in buyers:
-            for seller in _choose_sellers(buyer, good, sellers, region_of, forbidden,
-                                          graph_table, rng):
+            for seller in _choose_sellers(
+                buyer, good, sellers, region_of, forbidden, graph_table, rng
+            ):
                 graph.add_edge(seller, buyer, good=good)
         for seller in sellers:  # no seller is left without a customer it may serve
             if not any(graph.edges[seller, b]["good"] == good for b in graph.successors(seller)):
-                allowed = [b for b in buyers if (good, region_of[seller], region_of[b])
-                           not in forbidden]
+                allowed = [
+                    b for b in buyers if (good, region_of[seller], region_of[b]) not in forbidden
+                ]
                 if allowed:
                     graph.add_edge(seller, allowed[int(rng.integers(len(allowed)))], good=good)
     return graph
@@ -144,8 +163,9 @@ def _choose_sellers(buyer, good, sellers, region_of, forbidden, graph_table, rng
     if weights.sum() == 0:
         weights[:] = 1.0
     available = int(np.count_nonzero(weights))
-    picks = rng.choice(len(allowed), size=min(degree, available), replace=False,
-                       p=weights / weights.sum())
+    picks = rng.choice(
+        len(allowed), size=min(degree, available), replace=False, p=weights / weights.sum()
+    )
     return [allowed[i] for i in sorted(picks)]
 
 
@@ -176,8 +196,12 @@ def market_csr(
             continue
         s_node, b_node = graph.nodes[seller], graph.nodes[buyer]
         if s_node["sector"] in seller_start and b_node["sector"] in buyer_start:
-            pairs.append((buyer_start[b_node["sector"]] + b_node["index"],
-                          seller_start[s_node["sector"]] + s_node["index"]))
+            pairs.append(
+                (
+                    buyer_start[b_node["sector"]] + b_node["index"],
+                    seller_start[s_node["sector"]] + s_node["index"],
+                )
+            )
     edges = np.array(sorted(pairs), dtype=np.int64).reshape(-1, 2)
     counts = np.bincount(edges[:, 0], minlength=n_buyers)
     indptr = np.zeros(n_buyers + 1, dtype=np.int64)

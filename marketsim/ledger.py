@@ -22,6 +22,9 @@ import numpy as np
 
 from marketsim.errors import LedgerError
 
+EQUITY_MARKET = "market:equity"
+"""Clearing account of the capital market: new shares and dividends pass through it."""
+
 OUTSIDE_ACCOUNTS = (
     "end_customers",
     "foundry",
@@ -144,9 +147,13 @@ class Ledger:
         """
         source, destination, amounts = self._validated(asset, source, destination, amounts)
         flows = np.broadcast_to(np.asarray(flows, dtype=np.int64), amounts.shape)
-        np.add.at(self.flow_out[asset], (flows, source), amounts)
+        n_accounts = len(self.account_names)
+        by_flow = np.bincount(
+            flows * n_accounts + source, weights=amounts, minlength=len(self.flows) * n_accounts
+        )
+        self.flow_out[asset] += by_flow.reshape(len(self.flows), n_accounts)
         receiver_flow = self.flows.BUY if asset else self.flows.INVESTMENT
-        np.add.at(self.flow_in[asset, receiver_flow], destination, amounts)
+        self.flow_in[asset, receiver_flow] += self._per_account(destination, amounts)
         self._move(asset, source, destination, amounts)
 
     def _validated(self, asset, source, destination, amounts):
@@ -164,16 +171,21 @@ class Ledger:
         return source, destination, amounts
 
     def _post(self, asset, source, destination, amounts, flow_out, flow_in) -> None:
-        np.add.at(self.flow_out[asset, flow_out], source, amounts)
-        np.add.at(self.flow_in[asset, flow_in], destination, amounts)
+        self.flow_out[asset, flow_out] += self._per_account(source, amounts)
+        self.flow_in[asset, flow_in] += self._per_account(destination, amounts)
         self._move(asset, source, destination, amounts)
 
     def _move(self, asset, source, destination, amounts) -> None:
+        paid = self._per_account(source, amounts)
+        received = self._per_account(destination, amounts)
         for row in (self.balances[asset], self.posted_net[asset]):
-            np.subtract.at(row, source, amounts)
-            np.add.at(row, destination, amounts)
-        np.add.at(self.turnover[asset], source, amounts)
-        np.add.at(self.turnover[asset], destination, amounts)
+            row -= paid
+            row += received
+        self.turnover[asset] += paid + received
+
+    def _per_account(self, accounts: np.ndarray, amounts: np.ndarray) -> np.ndarray:
+        """Sum of ``amounts`` by account (length: number of accounts)."""
+        return np.bincount(accounts, weights=amounts, minlength=len(self.account_names))
 
     def sweep_rounding(self, account: int, volume: float) -> None:
         """Move floating-point dust left in a clearing account to the ``rounding`` account.
@@ -186,8 +198,14 @@ class Ledger:
             residual = self.balances[asset, account]
             if residual != 0.0 and abs(residual) <= 1e-9 * max(volume, 1.0):
                 source, destination = (account, rounding) if residual > 0 else (rounding, account)
-                self._post(asset, np.array([source]), np.array([destination]),
-                           np.array([abs(residual)]), self.flows.ROUNDING, self.flows.ROUNDING)
+                self._post(
+                    asset,
+                    np.array([source]),
+                    np.array([destination]),
+                    np.array([abs(residual)]),
+                    self.flows.ROUNDING,
+                    self.flows.ROUNDING,
+                )
 
     def flow_total_out(self, flow: int, asset: int = 0) -> np.ndarray:
         """This step's amount paid out under ``flow`` per account (cash by default)."""
@@ -223,15 +241,19 @@ class Ledger:
             self._fail(asset, account, totals_moved[asset], "postings do not sum to zero by")
         market = self.balances[:, self.market_accounts]
         self._fail_where(
-            market, tolerance[:, self.market_accounts], "market account not cleared, holds",
+            market,
+            tolerance[:, self.market_accounts],
+            "market account not cleared, holds",
             columns=self.market_accounts,
         )
         for asset, (accounts, stock) in physical_stocks.items():
             gap = self.balances[asset, accounts] - stock
             self._fail_where(
-                gap[None, :], tolerance[asset, accounts][None, :],
+                gap[None, :],
+                tolerance[asset, accounts][None, :],
                 "ledger balance differs from the firm's own stock by",
-                columns=accounts, asset_rows=np.array([asset]),
+                columns=accounts,
+                asset_rows=np.array([asset]),
             )
 
     def _fail_where(self, values, tolerance, what, columns=None, asset_rows=None):

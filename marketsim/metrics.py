@@ -24,6 +24,8 @@ if TYPE_CHECKING:
     from marketsim.model import SupplyChainModel
 
 TABLES = ("sectors", "markets", "chain")
+ROW_OF = {"sectors": "sector", "markets": "market", "chain": "step"}
+"""What one value of a metric stands for, by table."""
 
 
 @dataclass(frozen=True)
@@ -47,8 +49,9 @@ class MetricSpec:
 
 def by_sector(model: SupplyChainModel, values: np.ndarray) -> np.ndarray:
     """Sum a per-firm array over each firm sector."""
-    return np.bincount(model.firms.sector_code, weights=values,
-                       minlength=len(model.firm_sectors)).astype(float)
+    return np.bincount(
+        model.firms.sector_code, weights=values, minlength=len(model.firm_sectors)
+    ).astype(float)
 
 
 def ratio(numerator, denominator, smallest: float = 0.0) -> np.ndarray:
@@ -108,8 +111,9 @@ def _compute_utilization(model) -> float:
     market = model.markets.get("compute")
     if market is None:
         return np.nan
-    installed = sum(float(sector.installed_offered.sum())
-                    for sector, _, _ in market.sellers.sectors)
+    installed = sum(
+        float(sector.installed_offered.sum()) for sector, _, _ in market.sellers.sectors
+    )
     return float(ratio(market.outcome.seller_sold.sum(), installed))
 
 
@@ -138,87 +142,221 @@ def _valuation_to_fundamental(model) -> float:
 
 
 BUILTIN_METRICS = [
-    *(MetricSpec("sectors", name, _sector_sum(name), "USD per step", f"sum of firms' {name}")
-      for name in INCOME_FIELDS),
-    MetricSpec("sectors", "gross_profit", _gross_profit, "USD per step",
-               "revenue - cost of goods (incl. depreciation)"),
-    MetricSpec("sectors", "gross_margin",
-               lambda m: ratio(_gross_profit(m), by_sector(m, m.firms.revenue), MIN_REVENUE_USD),
-               "share",
-               "gross profit / revenue; null without revenue"),
-    MetricSpec("sectors", "operating_margin",
-               lambda m: ratio(_operating_income(m), by_sector(m, m.firms.revenue),
-                               MIN_REVENUE_USD), "share",
-               "(gross profit - opex) / revenue; null without revenue"),
-    MetricSpec("sectors", "value_capture_share",
-               lambda m: ratio(_gross_profit(m), _gross_profit(m).sum()), "share",
-               "sector gross profit / chain gross profit"),
+    *(
+        MetricSpec("sectors", name, _sector_sum(name), "USD per step", f"sum of firms' {name}")
+        for name in INCOME_FIELDS
+    ),
+    MetricSpec(
+        "sectors",
+        "gross_profit",
+        _gross_profit,
+        "USD per step",
+        "revenue - cost of goods (incl. depreciation)",
+    ),
+    MetricSpec(
+        "sectors",
+        "gross_margin",
+        lambda m: ratio(_gross_profit(m), by_sector(m, m.firms.revenue), MIN_REVENUE_USD),
+        "share",
+        "gross profit / revenue; null without revenue",
+    ),
+    MetricSpec(
+        "sectors",
+        "operating_margin",
+        lambda m: ratio(_operating_income(m), by_sector(m, m.firms.revenue), MIN_REVENUE_USD),
+        "share",
+        "(gross profit - opex) / revenue; null without revenue",
+    ),
+    MetricSpec(
+        "sectors",
+        "value_capture_share",
+        lambda m: ratio(_gross_profit(m), _gross_profit(m).sum()),
+        "share",
+        "sector gross profit / chain gross profit",
+    ),
     MetricSpec("sectors", "cash", lambda m: by_sector(m, m.firms.cash), "USD", "cash held"),
     MetricSpec("sectors", "debt", _sector_sum("debt"), "USD", "debt outstanding"),
-    MetricSpec("sectors", "equity_raised", _sector_sum("equity_raised"), "USD",
-               "cumulative new equity raised"),
-    MetricSpec("sectors", "written_off", _sector_sum("written_off"), "USD",
-               "cumulative debt and equity written off at defaults"),
-    MetricSpec("sectors", "defaults",
-               lambda m: by_sector(m, (m.firms.defaulted_step >= 0).astype(float)), "firms",
-               "firms that have defaulted so far"),
-    MetricSpec("sectors", "firms_alive", lambda m: by_sector(m, m.firms.alive.astype(float)),
-               "firms", "firms still operating"),
-    MetricSpec("sectors", "capacity", _per_sector(_capacity), "sold good's unit per step",
-               "capacity offered"),
-    MetricSpec("sectors", "sold", _per_sector(lambda s: float(s.sold.sum())),
-               "sold good's unit per step", "quantity sold"),
-    MetricSpec("sectors", "utilization",
-               lambda m: ratio(_per_sector(lambda s: float(s.sold.sum()))(m),
-                               _per_sector(_capacity)(m)), "share",
-               "sold / capacity; null without capacity"),
-    MetricSpec("sectors", "stranded_accelerators", _per_sector(_stranded), "accelerators",
-               "installed accelerators without power or network (data centers only)"),
-    MetricSpec("markets", "price", lambda m: np.array([mk.outcome.price for mk in
-                                                       m.markets.values()]),
-               "good's price unit", "volume-weighted mean price paid"),
-    MetricSpec("markets", "quantity", _market_sum("seller_sold"), "good's unit per step",
-               "quantity traded"),
-    MetricSpec("markets", "demand", lambda m: np.array(
-        [float(mk.book.buyer_demand.sum()) for mk in m.markets.values()]),
-        "good's unit per step", "quantity buyers asked for"),
-    MetricSpec("markets", "supply", lambda m: np.array(
-        [float(mk.book.seller_capacity.sum()) for mk in m.markets.values()]),
-        "good's unit per step", "capacity sellers offered"),
-    MetricSpec("markets", "unfilled", _market_sum("buyer_unfilled"), "good's unit per step",
-               "demand that could not be met"),
-    MetricSpec("sectors", "valuation", lambda m: _capital(m, "valuation"), "USD",
-               "market value of the sector's firms (null without a capital market)"),
-    MetricSpec("sectors", "fundamental_value", lambda m: _capital(m, "fundamental"), "USD",
-               "fundamentalists' value of the sector's firms from expected cash flows"),
-    MetricSpec("chain", "valuation", lambda m: float(np.sum(_capital(m, "valuation"))), "USD",
-               "market value of all firms"),
-    MetricSpec("chain", "fundamental_value",
-               lambda m: float(np.sum(_capital(m, "fundamental"))), "USD",
-               "fundamental value of all firms"),
-    MetricSpec("chain", "valuation_to_fundamental", _valuation_to_fundamental, "ratio",
-               "valuation / fundamental value (bubble indicator)"),
-    MetricSpec("chain", "trend_follower_share", lambda m: _capital_scalar(m, "trend_share"),
-               "share", "share of investors following trends (Brock-Hommes)"),
-    MetricSpec("chain", "end_revenue", _end_revenue, "USD per step",
-               "what end customers spend on tokens"),
-    MetricSpec("chain", "chain_revenue", lambda m: _chain_total(m, "revenue"), "USD per step",
-               "revenue of all firms"),
-    MetricSpec("chain", "chain_gross_profit",
-               lambda m: float((m.firms.revenue - m.firms.cost_of_goods).sum()), "USD per step",
-               "gross profit of all firms"),
-    MetricSpec("chain", "chain_capex", lambda m: _chain_total(m, "capex"), "USD per step",
-               "capex of all firms"),
-    MetricSpec("chain", "capex_to_revenue",
-               lambda m: float(ratio(_chain_total(m, "capex"), _end_revenue(m), MIN_REVENUE_USD)),
-               "ratio",
-               "chain capex / end revenue"),
-    MetricSpec("chain", "utilization", _compute_utilization, "share",
-               "compute sold / what the installed fleet could sell (stranded included)"),
-    MetricSpec("chain", "stranded_accelerators", _stranded_total, "accelerators",
-               "installed accelerators without power or network"),
-    MetricSpec("chain", "defaults", lambda m: float((m.firms.defaulted_step >= 0).sum()),
-               "firms", "firms defaulted so far"),
+    MetricSpec(
+        "sectors",
+        "equity_raised",
+        _sector_sum("equity_raised"),
+        "USD",
+        "cumulative new equity raised",
+    ),
+    MetricSpec(
+        "sectors",
+        "written_off",
+        _sector_sum("written_off"),
+        "USD",
+        "cumulative debt and equity written off at defaults",
+    ),
+    MetricSpec(
+        "sectors",
+        "defaults",
+        lambda m: by_sector(m, (m.firms.defaulted_step >= 0).astype(float)),
+        "firms",
+        "firms that have defaulted so far",
+    ),
+    MetricSpec(
+        "sectors",
+        "firms_alive",
+        lambda m: by_sector(m, m.firms.alive.astype(float)),
+        "firms",
+        "firms still operating",
+    ),
+    MetricSpec(
+        "sectors",
+        "capacity",
+        _per_sector(_capacity),
+        "sold good's unit per step",
+        "capacity offered",
+    ),
+    MetricSpec(
+        "sectors",
+        "sold",
+        _per_sector(lambda s: float(s.sold.sum())),
+        "sold good's unit per step",
+        "quantity sold",
+    ),
+    MetricSpec(
+        "sectors",
+        "utilization",
+        lambda m: ratio(_per_sector(lambda s: float(s.sold.sum()))(m), _per_sector(_capacity)(m)),
+        "share",
+        "sold / capacity; null without capacity",
+    ),
+    MetricSpec(
+        "sectors",
+        "stranded_accelerators",
+        _per_sector(_stranded),
+        "accelerators",
+        "installed accelerators without power or network (data centers only)",
+    ),
+    MetricSpec(
+        "markets",
+        "price",
+        lambda m: np.array([mk.outcome.price for mk in m.markets.values()]),
+        "good's price unit",
+        "volume-weighted mean price paid",
+    ),
+    MetricSpec(
+        "markets", "quantity", _market_sum("seller_sold"), "good's unit per step", "quantity traded"
+    ),
+    MetricSpec(
+        "markets",
+        "demand",
+        lambda m: np.array([float(mk.book.buyer_demand.sum()) for mk in m.markets.values()]),
+        "good's unit per step",
+        "quantity buyers asked for",
+    ),
+    MetricSpec(
+        "markets",
+        "supply",
+        lambda m: np.array([float(mk.book.seller_capacity.sum()) for mk in m.markets.values()]),
+        "good's unit per step",
+        "capacity sellers offered",
+    ),
+    MetricSpec(
+        "markets",
+        "unfilled",
+        _market_sum("buyer_unfilled"),
+        "good's unit per step",
+        "demand that could not be met",
+    ),
+    MetricSpec(
+        "sectors",
+        "valuation",
+        lambda m: _capital(m, "valuation"),
+        "USD",
+        "market value of the sector's firms (null without a capital market)",
+    ),
+    MetricSpec(
+        "sectors",
+        "fundamental_value",
+        lambda m: _capital(m, "fundamental"),
+        "USD",
+        "fundamentalists' value of the sector's firms from expected cash flows",
+    ),
+    MetricSpec(
+        "chain",
+        "valuation",
+        lambda m: float(np.sum(_capital(m, "valuation"))),
+        "USD",
+        "market value of all firms",
+    ),
+    MetricSpec(
+        "chain",
+        "fundamental_value",
+        lambda m: float(np.sum(_capital(m, "fundamental"))),
+        "USD",
+        "fundamental value of all firms",
+    ),
+    MetricSpec(
+        "chain",
+        "valuation_to_fundamental",
+        _valuation_to_fundamental,
+        "ratio",
+        "valuation / fundamental value (bubble indicator)",
+    ),
+    MetricSpec(
+        "chain",
+        "trend_follower_share",
+        lambda m: _capital_scalar(m, "trend_share"),
+        "share",
+        "share of investors following trends (Brock-Hommes)",
+    ),
+    MetricSpec(
+        "chain", "end_revenue", _end_revenue, "USD per step", "what end customers spend on tokens"
+    ),
+    MetricSpec(
+        "chain",
+        "chain_revenue",
+        lambda m: _chain_total(m, "revenue"),
+        "USD per step",
+        "revenue of all firms",
+    ),
+    MetricSpec(
+        "chain",
+        "chain_gross_profit",
+        lambda m: float((m.firms.revenue - m.firms.cost_of_goods).sum()),
+        "USD per step",
+        "gross profit of all firms",
+    ),
+    MetricSpec(
+        "chain",
+        "chain_capex",
+        lambda m: _chain_total(m, "capex"),
+        "USD per step",
+        "capex of all firms",
+    ),
+    MetricSpec(
+        "chain",
+        "capex_to_revenue",
+        lambda m: float(ratio(_chain_total(m, "capex"), _end_revenue(m), MIN_REVENUE_USD)),
+        "ratio",
+        "chain capex / end revenue",
+    ),
+    MetricSpec(
+        "chain",
+        "utilization",
+        _compute_utilization,
+        "share",
+        "compute sold / what the installed fleet could sell (stranded included)",
+    ),
+    MetricSpec(
+        "chain",
+        "stranded_accelerators",
+        _stranded_total,
+        "accelerators",
+        "installed accelerators without power or network",
+    ),
+    MetricSpec(
+        "chain",
+        "defaults",
+        lambda m: float((m.firms.defaulted_step >= 0).sum()),
+        "firms",
+        "firms defaulted so far",
+    ),
 ]
 
 
@@ -243,6 +381,16 @@ class Recorder:
         self.steps: list[int] = []
         self.firm_rows: list[list[pd.DataFrame]] = []
         self.firm_level = bool(model.experiment["output"]["firm_level"])
+        regions = np.array(model.experiment["graph"]["regions"], dtype=object)
+        self._labels = {
+            sector.name: {
+                "firm": np.array([f"{sector.name}:{k}" for k in range(sector.count)], object),
+                "sector": np.full(sector.count, sector.name, dtype=object),
+                "region": regions[sector.region],
+            }
+            for sector in model.sectors.values()
+        }
+        """Firm, sector and region labels of every member, built once (firm-level output)."""
 
     def record(self, step: int) -> None:
         """Append this step's values of every metric."""
@@ -257,7 +405,7 @@ class Recorder:
                 if values.shape != (sizes[table],):
                     raise PluginError(
                         f"plugin {origin!r}: {what} returned {values.shape[0]} values, "
-                        f"expected {sizes[table]} (one per {table[:-1] if table != 'chain' else 'step'})"
+                        f"expected {sizes[table]} (one per {ROW_OF[table]})"
                     )
                 self.rows[table][spec.column].append(values.copy())
         if self.firm_level:
@@ -265,16 +413,10 @@ class Recorder:
 
     def _firm_snapshot(self, step: int) -> list[pd.DataFrame]:
         firms = self.model.firms
-        regions = np.array(self.model.experiment["graph"]["regions"], dtype=object)
         blocks = []
         for sector in self.model.sectors.values():
-            n = sector.count
-            block = {
-                "step": np.full(n, step, dtype=np.int64),
-                "firm": np.array([f"{sector.name}:{k}" for k in range(n)], dtype=object),
-                "sector": np.full(n, sector.name, dtype=object),
-                "region": regions[sector.region],
-            }
+            block = {"step": np.full(sector.count, step, dtype=np.int64)}
+            block.update(self._labels[sector.name])
             if sector.has_accounts:
                 block["alive"] = firms.alive[sector.rows].astype(float)
                 block["cash"] = firms.cash[sector.rows].copy()
@@ -304,7 +446,8 @@ class Recorder:
             }
             if names is not None:
                 frame[table[:-1] if table != "sectors" else "sector"] = np.tile(
-                    np.array(names, dtype=object), len(steps))
+                    np.array(names, dtype=object), len(steps)
+                )
             for column, values in columns.items():
                 frame[column] = np.concatenate(values) if values else np.zeros(0)
             frames[table] = pd.DataFrame(frame)

@@ -36,6 +36,7 @@ from marketsim.agents import SegmentAgent
 from marketsim.finance import close_books
 from marketsim.firms import FirmTable
 from marketsim.graph import market_csr
+from marketsim.ledger import EQUITY_MARKET
 from marketsim.ledger import OUTSIDE_ACCOUNTS
 from marketsim.ledger import Ledger
 from marketsim.markets.market import Market
@@ -60,8 +61,9 @@ class SupplyChainModel(mesa.Model):
     """
 
     def __init__(self, experiment: Experiment, rng, replication: int = 0):
-        seed_sequence = rng if isinstance(rng, np.random.SeedSequence) else (
-            np.random.SeedSequence(rng))
+        seed_sequence = (
+            rng if isinstance(rng, np.random.SeedSequence) else (np.random.SeedSequence(rng))
+        )
         self._seed_sequence = seed_sequence
         super().__init__(rng=np.random.default_rng(seed_sequence))
         self.experiment = experiment.config
@@ -81,8 +83,9 @@ class SupplyChainModel(mesa.Model):
         firm_names = [n for n in present if classes[n].has_accounts]
         n_firms = sum(members[n] for n in firm_names)
         account_names = [f"{n}:{k}" for n in firm_names for k in range(members[n])]
-        market_accounts = list(range(n_firms, n_firms + len(goods)))
-        account_names += [f"market:{g}" for g in goods] + list(OUTSIDE_ACCOUNTS)
+        market_accounts = list(range(n_firms, n_firms + len(goods) + 1))
+        account_names += [f"market:{g}" for g in goods] + [EQUITY_MARKET]
+        account_names += list(OUTSIDE_ACCOUNTS)
         self.ledger = Ledger(account_names, ["cash", *goods], market_accounts)
 
         regions = experiment["graph"]["regions"]
@@ -98,8 +101,9 @@ class SupplyChainModel(mesa.Model):
                 region_code += list(region)
             else:
                 rows = slice(0, 0)
-            self.sectors[name] = classes[name](self, experiment["agents"][name], rows, count,
-                                               region)
+            self.sectors[name] = classes[name](
+                self, experiment["agents"][name], rows, count, region
+            )
         self.firm_sectors = [self.sectors[n] for n in firm_names]
         self.firms = FirmTable(n_firms, sector_code, region_code, self.ledger)
         self.max_debt_to_ebitda = np.zeros(n_firms)
@@ -145,8 +149,10 @@ class SupplyChainModel(mesa.Model):
         if "initial_cash_usd" not in params:
             return np.zeros(sector.count)
         sigma = params.get("cash_dispersion", 0.0)
-        draw = np.exp(sigma * self.stream(f"{sector.name}:cash").standard_normal(sector.count)
-                      - 0.5 * sigma**2)
+        draw = np.exp(
+            sigma * self.stream(f"{sector.name}:cash").standard_normal(sector.count)
+            - 0.5 * sigma**2
+        )
         return params["initial_cash_usd"] * draw
 
     def _goods_in_order(self, classes) -> list[str]:
@@ -178,16 +184,20 @@ class SupplyChainModel(mesa.Model):
         sellers = self._participants(lambda c: c.sells == good)
         buyers = self._participants(lambda c: good in c.buys)
         indptr, edge_seller = market_csr(
-            self.graph, good,
+            self.graph,
+            good,
             [(s.name, start, count) for s, start, count in sellers.sectors],
             [(s.name, start, count) for s, start, count in buyers.sectors],
         )
         market = Market(spec, mechanism, params, sellers, buyers, indptr, edge_seller, account)
         flows = self.ledger.flows
-        market.buyer_flows = np.concatenate([
-            np.full(count, getattr(flows, s.purchase_flows.get(good, "cost_of_goods").upper()))
-            for s, _, count in buyers.sectors
-        ] or [np.zeros(0, dtype=np.int64)]).astype(np.int64)
+        market.buyer_flows = np.concatenate(
+            [
+                np.full(count, getattr(flows, s.purchase_flows.get(good, "cost_of_goods").upper()))
+                for s, _, count in buyers.sectors
+            ]
+            or [np.zeros(0, dtype=np.int64)]
+        ).astype(np.int64)
         return market
 
     def _participants(self, condition) -> MarketParticipants:
@@ -241,8 +251,7 @@ class SupplyChainModel(mesa.Model):
         call_hook(self.manager, "marketsim_before_clear", model=self, market=market)
         origin = self.components.origin("mechanism", market.mechanism.name)
         outcome = guarded(origin, f"mechanism {market.mechanism.name!r} (clear)", market.clear)
-        call_hook(self.manager, "marketsim_after_clear", model=self, market=market,
-                  outcome=outcome)
+        call_hook(self.manager, "marketsim_after_clear", model=self, market=market, outcome=outcome)
         for sector, start, count in market.sellers.sectors:
             self._act(sector, "on_sold", market, outcome, slice(start, start + count))
         market.settle(self.ledger, market.buyer_flows)
@@ -252,8 +261,7 @@ class SupplyChainModel(mesa.Model):
     def _act(self, sector, phase: str, *args):
         """Call a sector's phase; name the plugin if a plugin's sector raises."""
         origin = self.components.origin("sector", sector.name)
-        return guarded(origin, f"sector {sector.name!r} ({phase})", getattr(sector, phase),
-                       *args)
+        return guarded(origin, f"sector {sector.name!r} ({phase})", getattr(sector, phase), *args)
 
     def _book_values(self) -> np.ndarray:
         values = np.zeros(self.firms.n)
@@ -269,8 +277,7 @@ class SupplyChainModel(mesa.Model):
                     accounts, values = stocks.setdefault(self.ledger.asset(good), ([], []))
                     accounts.append(sector.accounts)
                     values.append(stock)
-        return {a: (np.concatenate(acc), np.concatenate(val)) for a, (acc, val) in
-                stocks.items()}
+        return {a: (np.concatenate(acc), np.concatenate(val)) for a, (acc, val) in stocks.items()}
 
     @property
     def valuation_ratio(self) -> float:
@@ -283,8 +290,13 @@ class SupplyChainModel(mesa.Model):
             self.capital_market.receive_dividends(amounts)
             return
         ledger = self.ledger
-        ledger.transfer(ledger.asset("cash"), np.arange(self.firms.n), ledger.account("savers"),
-                        amounts, ledger.flows.DIVIDEND)
+        ledger.transfer(
+            ledger.asset("cash"),
+            np.arange(self.firms.n),
+            ledger.account("savers"),
+            amounts,
+            ledger.flows.DIVIDEND,
+        )
 
     def issue_equity(self, amounts: np.ndarray) -> None:
         """Issue new shares worth ``amounts`` (USD per firm) to the capital market."""

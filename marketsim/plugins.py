@@ -143,7 +143,9 @@ def _import_plugin(ref: str, base_dir: Path, source: str | None, key: str) -> Mo
     except ModuleNotFoundError as error:
         raise ExperimentError(
             f"plugin {ref!r} not found ({error}); expected a .py file (relative to the "
-            "experiment file) or an importable module name", source, key,
+            "experiment file) or an importable module name",
+            source,
+            key,
         ) from None
     except Exception as error:
         raise ExperimentError(
@@ -154,9 +156,10 @@ def _import_plugin(ref: str, base_dir: Path, source: str | None, key: str) -> Mo
 def call_hook(manager: PluginManager, hook_name: str, **kwargs: Any) -> list[Any]:
     """Call every implementation of a hook in registration order; name a plugin that raises.
 
-    Registration order means the built-ins act first, then installed plugins, then the
-    experiment's plugins in the order listed; ``tryfirst``/``trylast`` impls go first/last. Built-in implementations keep their
-    tracebacks (an exception there is a bug in marketsim, not a user error).
+    Registration order means the built-ins act first, then installed plugins, then the experiment's
+    plugins in the order listed; ``tryfirst``/``trylast`` impls go first/last. Built-in
+    implementations keep their tracebacks (an exception there is a bug in marketsim, not a user
+    error).
     """
     results = []
     hook = getattr(manager.hook, hook_name)
@@ -179,8 +182,12 @@ def call_registry_hook(manager: PluginManager, hook_name: str, make_register) ->
     """
     hook = getattr(manager.hook, hook_name)
     for impl in hook.get_hookimpls():
-        guarded(impl.plugin_name, f"hook {hook_name}", impl.function,
-                register=make_register(impl.plugin_name))
+        guarded(
+            impl.plugin_name,
+            f"hook {hook_name}",
+            impl.function,
+            register=make_register(impl.plugin_name),
+        )
 
 
 def guarded(plugin_name: str, what: str, function, *args, **kwargs):
@@ -206,8 +213,15 @@ def plugin_infos(manager: PluginManager) -> list[PluginInfo]:
     for name, plugin in manager.list_name_plugin():
         source, version = manager.sources.get(name, ("registered", "unknown"))
         hooks = sorted(caller.name for caller in manager.get_hookcallers(plugin) or [])
-        infos.append(PluginInfo(name=name, source=source, version=version, hooks=hooks,
-                                sha256=_source_sha256(plugin)))
+        infos.append(
+            PluginInfo(
+                name=name,
+                source=source,
+                version=version,
+                hooks=hooks,
+                sha256=_source_sha256(plugin),
+            )
+        )
     return infos
 
 

@@ -23,8 +23,17 @@ from marketsim.plugins import call_hook
 from marketsim.plugins import plugin_infos
 from marketsim.results import Results
 
-VERSIONED = ("marketsim", "numpy", "numba", "mesa", "networkx", "pandas", "pyarrow", "pluggy",
-             "click")
+VERSIONED = (
+    "marketsim",
+    "numpy",
+    "numba",
+    "mesa",
+    "networkx",
+    "pandas",
+    "pyarrow",
+    "pluggy",
+    "click",
+)
 
 
 def run(
@@ -58,8 +67,9 @@ def run(
             if progress is not None:
                 progress(1)
         tables = model.recorder.tables(replication)
-        call_hook(experiment.manager, "marketsim_run_finished", model=model,
-                  results=Results(tables, {}))
+        call_hook(
+            experiment.manager, "marketsim_run_finished", model=model, results=Results(tables, {})
+        )
         for name, frame in tables.items():
             parts.setdefault(name, []).append(frame)
     tables = {name: pd.concat(frames, ignore_index=True) for name, frames in parts.items()}
@@ -83,15 +93,23 @@ def _manifest(experiment, seeds, started, finished, tables) -> dict:
         ],
         "started": started,
         "finished": finished,
-        "versions": {"python": platform.python_version(), **{
-            name: _version(name) for name in VERSIONED}},
+        "versions": {
+            "python": platform.python_version(),
+            **{name: _version(name) for name in VERSIONED},
+        },
         "plugins": [
-            {"name": info.name, "source": info.source, "version": info.version,
-             "sha256": info.sha256}
+            {
+                "name": info.name,
+                "source": info.source,
+                "version": info.version,
+                "sha256": info.sha256,
+            }
             for info in plugin_infos(experiment.manager)
         ],
-        "tables": {name: {"rows": len(frame), "columns": list(frame.columns)}
-                   for name, frame in tables.items()},
+        "tables": {
+            name: {"rows": len(frame), "columns": list(frame.columns)}
+            for name, frame in tables.items()
+        },
         "units": units,
     }
 

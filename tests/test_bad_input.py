@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from dataclasses import field
-
 import subprocess
 import sys
+from dataclasses import dataclass
+from dataclasses import field
 
 import pytest
 from click.testing import CliRunner
@@ -269,9 +268,20 @@ def test_usage_errors_are_one_line(short_baseline, tmp_path):
     """An option out of click's range exits 2 with one line naming the option; no output."""
     out = tmp_path / "out"
     result = subprocess.run(
-        [sys.executable, "-m", "marketsim", "run", str(short_baseline), "--steps", "0",
-         "--out", str(out)],
-        capture_output=True, text=True, check=False,
+        [
+            sys.executable,
+            "-m",
+            "marketsim",
+            "run",
+            str(short_baseline),
+            "--steps",
+            "0",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert result.returncode == 2
     lines = result.stderr.splitlines()

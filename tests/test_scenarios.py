@@ -77,9 +77,7 @@ def test_bubble_builds_more_then_idles_more_and_defaults_more():
     peak, later, defaults = {}, {}, {}
     for name in ("bubble", "no_bubble"):
         peak[name] = [run(name, s).chain["chain_capex"].max() for s in SEEDS]
-        later[name] = [
-            run(name, s).chain.query("step >= 48")["utilization"].mean() for s in SEEDS
-        ]
+        later[name] = [run(name, s).chain.query("step >= 48")["utilization"].mean() for s in SEEDS]
         defaults[name] = [run(name, s).chain["defaults"].iloc[-1] for s in SEEDS]
     assert np.mean(peak["bubble"]) > 1.2 * np.mean(peak["no_bubble"])
     assert sum(b > n for b, n in zip(peak["bubble"], peak["no_bubble"], strict=True)) >= 3

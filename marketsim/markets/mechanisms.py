@@ -39,16 +39,26 @@ def clear_posted_price(book: MarketBook, params: dict[str, Any]) -> ClearingOutc
     """Clear a book by posted prices with logit buyer choice (see module doc)."""
     indptr, edge_seller = book.open_edges()
     edge_fill, sold, requested, filled, unfilled = posted_price_clear(
-        indptr, edge_seller, book.seller_price, book.seller_capacity, book.buyer_demand,
-        float(params["price_sensitivity"]), int(params["max_rounds"]),
+        indptr,
+        edge_seller,
+        book.seller_price,
+        book.seller_capacity,
+        book.buyer_demand,
+        float(params["price_sensitivity"]),
+        int(params["max_rounds"]),
     )
     if (book.seller_capacity <= 0.0).any():
         # notional demand as if every connected seller could sell: a seller that is out of
         # capacity still sees what buyers want from it (its signal to price and invest)
         anyone = np.ones(book.n_sellers)
         requested = posted_price_clear(
-            indptr, edge_seller, book.seller_price, anyone, book.buyer_demand,
-            float(params["price_sensitivity"]), 1,
+            indptr,
+            edge_seller,
+            book.seller_price,
+            anyone,
+            book.buyer_demand,
+            float(params["price_sensitivity"]),
+            1,
         )[2]
     edge_buyer = np.repeat(np.arange(book.n_buyers), np.diff(indptr))
     buyer_value = np.bincount(
@@ -75,8 +85,9 @@ def clear_call_auction(book: MarketBook, params: dict[str, Any]) -> ClearingOutc
     ask_quantity = np.where(seller_in, book.seller_capacity, 0.0)
     highest_ask = float(book.seller_price.max()) if book.n_sellers else 0.0
     limits = np.where(np.isfinite(book.buyer_limit_price), book.buyer_limit_price, highest_ask)
-    price, _, bid_fill, ask_fill = call_auction(limits, bid_quantity, book.seller_price,
-                                                ask_quantity)
+    price, _, bid_fill, ask_fill = call_auction(
+        limits, bid_quantity, book.seller_price, ask_quantity
+    )
     # notional demand at each seller: its capacity times demand/supply at its ask price
     bids_at = _cumulative_at(limits, bid_quantity, book.seller_price, "ge")
     asks_at = _cumulative_at(book.seller_price, ask_quantity, book.seller_price, "le")
@@ -111,13 +122,23 @@ POSTED_PRICE = MechanismSpec(
         doc="Posted-price clearing.",
         params={
             "price_sensitivity": Param(
-                float, 4.0, "logit coefficient on log price in buyers' choice of seller "
-                "(0 = equal split; large = all to the cheapest)", "1 / log USD", ge=0,
-                le=1000, source="assumption",
+                float,
+                4.0,
+                "logit coefficient on log price in buyers' choice of seller "
+                "(0 = equal split; large = all to the cheapest)",
+                "1 / log USD",
+                ge=0,
+                le=1000,
+                source="assumption",
             ),
             "max_rounds": Param(
-                int, 3, "rounds in which rationed buyers re-route demand to sellers with "
-                "spare capacity", "rounds", ge=1, le=100, source="assumption",
+                int,
+                3,
+                "rounds in which rationed buyers re-route demand to sellers with spare capacity",
+                "rounds",
+                ge=1,
+                le=100,
+                source="assumption",
             ),
         },
     ),

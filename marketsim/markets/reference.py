@@ -272,3 +272,22 @@ def call_auction(bid_price, bid_quantity, ask_price, ask_quantity):
     low = max([marginal_ask] + bids_left)
     high = min([marginal_bid] + asks_left)
     return (low + high) / 2.0, traded, bid_fill, ask_fill
+
+
+def brock_hommes_step(x1, x2, x3, gross_return, trend, bias, cost, intensity, shock):
+    """Reference twin of `marketsim.markets.beliefs.brock_hommes_step`, written from BH (1998).
+
+    Profits of each strategy are computed separately, as in the paper, and the shares by a
+    softmax over both; the kernel uses the equivalent one-line logistic of the difference.
+    """
+    excess_return = x1 - gross_return * x2
+    forecast_trend = trend * x3 + bias
+    forecast_fundamental = 0.0
+    profit_trend = excess_return * (forecast_trend - gross_return * x2)
+    profit_fundamental = excess_return * (forecast_fundamental - gross_return * x2) - cost
+    top = max(intensity * profit_trend, intensity * profit_fundamental)
+    weight_trend = math.exp(intensity * profit_trend - top)
+    weight_fundamental = math.exp(intensity * profit_fundamental - top)
+    share = weight_trend / (weight_trend + weight_fundamental)
+    deviation = share * (trend * x1 + bias) + (1.0 - share) * forecast_fundamental + shock
+    return deviation / gross_return, share

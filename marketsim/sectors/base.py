@@ -41,13 +41,22 @@ FIRM_FINANCE = {
         float, 1e9, "cash each firm holds at the start", "USD", ge=0, source="assumption"
     ),
     "cash_dispersion": Param(
-        float, 0.5, "spread of starting cash across firms: each firm's is initial_cash_usd "
-        "times a lognormal draw with this log standard deviation (mean 1)", "log", ge=0, le=3,
+        float,
+        0.5,
+        "spread of starting cash across firms: each firm's is initial_cash_usd "
+        "times a lognormal draw with this log standard deviation (mean 1)",
+        "log",
+        ge=0,
+        le=3,
         source="assumption",
     ),
     "max_debt_to_ebitda": Param(
-        float, 4.0, "most a firm of this sector may borrow, in years of its smoothed EBITDA",
-        "years", ge=0, source="assumption (a common leveraged-lending ceiling)",
+        float,
+        4.0,
+        "most a firm of this sector may borrow, in years of its smoothed EBITDA",
+        "years",
+        ge=0,
+        source="assumption (a common leveraged-lending ceiling)",
     ),
     "opex_share_of_revenue": Param(
         float,

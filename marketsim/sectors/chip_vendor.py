@@ -18,14 +18,19 @@ class ChipVendor(EquipmentVendor):
         doc,
         vendor_params(
             unit="accelerators",
-            capacity=(150_000.0, "assumption: ~450k data-center accelerators a month in "
-                      "2025 shared by 3 vendors (company reports: data center revenue "
-                      "$115.2B a year / ~$27.5k per unit)"),
-            unit_cost=(6_900.0, "CALIBRATION.md chips: vendor gross margin about 75% x "
-                       "H100-class list price $25k-30k"),
+            capacity=(
+                150_000.0,
+                "assumption: ~450k data-center accelerators a month in "
+                "2025 shared by 3 vendors (company reports: data center revenue "
+                "$115.2B a year / ~$27.5k per unit)",
+            ),
+            unit_cost=(
+                6_900.0,
+                "CALIBRATION.md chips: vendor gross margin about 75% x "
+                "H100-class list price $25k-30k",
+            ),
             price=(27_500.0, "CALIBRATION.md chips: H100-class list price $25k-30k (middle)"),
-            markup=(3.0, "CALIBRATION.md chips: vendor gross margin about 75% "
-                    "(price = 4 x cost)"),
+            markup=(3.0, "CALIBRATION.md chips: vendor gross margin about 75% (price = 4 x cost)"),
             lead=(12, "assumption: foundry and packaging capacity takes about a year"),
         ),
     )

@@ -64,141 +64,275 @@ class Datacenter(Sector):
         doc,
         {
             "initial_accelerators": Param(
-                float, 500_000.0, "accelerators installed per operator at the start",
-                "accelerators", ge=0,
+                float,
+                500_000.0,
+                "accelerators installed per operator at the start",
+                "accelerators",
+                ge=0,
                 source="assumption: ~4M installed data-center accelerators (2025) over 8 operators",
             ),
             "initial_shell_mw": Param(
-                float, 900.0, "facility power built per operator at the start", "MW", ge=0,
+                float,
+                900.0,
+                "facility power built per operator at the start",
+                "MW",
+                ge=0,
                 source="assumption: initial fleet x 1.26 kW x PUE 1.3 plus 10% headroom",
             ),
             "initial_under_construction_mw": Param(
-                float, 600.0, "shell under construction at the start per operator, finishing "
-                "evenly over the construction lead time (already paid for)", "MW", ge=0,
+                float,
+                600.0,
+                "shell under construction at the start per operator, finishing "
+                "evenly over the construction lead time (already paid for)",
+                "MW",
+                ge=0,
                 source="assumption",
             ),
             "kw_per_accelerator": Param(
-                float, 1.26, "server power per accelerator", "kW", gt=0,
+                float,
+                1.26,
+                "server power per accelerator",
+                "kW",
+                gt=0,
                 source="CALIBRATION.md chips: H100 700 W x whole server about 1.8",
             ),
             "pue": Param(
-                float, 1.3, "power usage effectiveness (facility / IT power)", "ratio", ge=1,
+                float,
+                1.3,
+                "power usage effectiveness (facility / IT power)",
+                "ratio",
+                ge=1,
                 source="CALIBRATION.md power: PUE AI builds under 1.3",
             ),
             "kits_per_accelerator": Param(
-                float, 1.0, "network kits needed per accelerator", "kits per accelerator",
-                gt=0, source="assumption (a kit is the optics and ports of one accelerator)",
+                float,
+                1.0,
+                "network kits needed per accelerator",
+                "kits per accelerator",
+                gt=0,
+                source="assumption (a kit is the optics and ports of one accelerator)",
             ),
             "availability": Param(
-                float, 0.95, "share of hours a usable accelerator can be sold", "share",
-                gt=0, le=1, source="assumption",
+                float,
+                0.95,
+                "share of hours a usable accelerator can be sold",
+                "share",
+                gt=0,
+                le=1,
+                source="assumption",
             ),
             "useful_life_months": Param(
-                int, 60, "depreciation life and retirement age of servers", "months", ge=2,
-                le=240, source="CALIBRATION.md data centers: server useful life 5-6 years",
+                int,
+                60,
+                "depreciation life and retirement age of servers",
+                "months",
+                ge=2,
+                le=240,
+                source="CALIBRATION.md data centers: server useful life 5-6 years",
             ),
             "building_life_months": Param(
-                int, 240, "depreciation life of the shell", "months", ge=1,
+                int,
+                240,
+                "depreciation life of the shell",
+                "months",
+                ge=1,
                 source="assumption",
             ),
             "delivery_lead_months": Param(
-                int, 3, "months from order to delivery of accelerators and kits", "months",
-                ge=1, le=60, source="assumption",
+                int,
+                3,
+                "months from order to delivery of accelerators and kits",
+                "months",
+                ge=1,
+                le=60,
+                source="assumption",
             ),
             "construction_lead_months": Param(
-                int, 21, "months from starting a building to powering it", "months", ge=1,
+                int,
+                21,
+                "months from starting a building to powering it",
+                "months",
+                ge=1,
                 le=120,
                 source="CALIBRATION.md data centers: construction 18-24 months (middle)",
             ),
             "build_cost_usd_per_mw": Param(
-                float, 11.7e6, "shell, power and cooling capex per MW (no IT)", "USD per MW",
-                ge=0, source="CALIBRATION.md data centers: build cost about $11.7M per MW",
+                float,
+                11.7e6,
+                "shell, power and cooling capex per MW (no IT)",
+                "USD per MW",
+                ge=0,
+                source="CALIBRATION.md data centers: build cost about $11.7M per MW",
             ),
             "server_overhead_usd_per_accelerator": Param(
-                float, 17_600.0, "rest of the server (CPU, memory, chassis) per accelerator",
-                "USD per accelerator", ge=0,
+                float,
+                17_600.0,
+                "rest of the server (CPU, memory, chassis) per accelerator",
+                "USD per accelerator",
+                ge=0,
                 source="CALIBRATION.md chips: server cost about 1.64 x accelerator price",
             ),
             "site_opex_usd_per_mw_month": Param(
-                float, 25_000.0, "site operations per MW of shell", "USD per MW per month",
-                ge=0, source="assumption",
+                float,
+                25_000.0,
+                "site operations per MW of shell",
+                "USD per MW per month",
+                ge=0,
+                source="assumption",
             ),
             "initial_price_usd_per_acc_hour": Param(
-                float, 2.0, "compute price in the first month", "USD per accelerator-hour",
-                gt=0, source="CALIBRATION.md compute: H100 rental about $1.70-2.35 2025-2026",
+                float,
+                2.0,
+                "compute price in the first month",
+                "USD per accelerator-hour",
+                gt=0,
+                source="CALIBRATION.md compute: H100 rental about $1.70-2.35 2025-2026",
             ),
             "pricing": Param(
-                str, "cost_plus", "price rule: cost_plus (full cost x (1 + markup), raised by "
+                str,
+                "cost_plus",
+                "price rule: cost_plus (full cost x (1 + markup), raised by "
                 "scarcity) or tatonnement (price moves with excess demand, no cost anchor)",
-                choices=("cost_plus", "tatonnement"), source="assumption",
+                choices=("cost_plus", "tatonnement"),
+                source="assumption",
             ),
             "markup": Param(
-                float, 0.1, "cost_plus: markup over the full cost of an accelerator-hour",
-                "share", ge=0, source="assumption: about $2/hour on a ~$1.8 full cost "
+                float,
+                0.1,
+                "cost_plus: markup over the full cost of an accelerator-hour",
+                "share",
+                ge=0,
+                source="assumption: about $2/hour on a ~$1.8 full cost "
                 "(CALIBRATION.md compute: H100 rental $1.70-2.35)",
             ),
             "scarcity_slope": Param(
-                float, 0.5, "cost_plus: premium per unit of demand in excess of capacity",
-                "share", ge=0, source="assumption",
+                float,
+                0.5,
+                "cost_plus: premium per unit of demand in excess of capacity",
+                "share",
+                ge=0,
+                source="assumption",
             ),
             "max_scarcity": Param(
-                float, 1.0, "cost_plus: largest scarcity premium", "share", ge=0,
+                float,
+                1.0,
+                "cost_plus: largest scarcity premium",
+                "share",
+                ge=0,
                 source="assumption",
             ),
             "price_adjustment": Param(
-                float, 0.2, "cost_plus: share of the gap to the target price closed each month",
-                "share", gt=0, le=1, source="assumption",
+                float,
+                0.2,
+                "cost_plus: share of the gap to the target price closed each month",
+                "share",
+                gt=0,
+                le=1,
+                source="assumption",
             ),
             "price_adjustment_speed": Param(
-                float, 0.1, "tatonnement: price change per unit of excess demand ratio", "share",
+                float,
+                0.1,
+                "tatonnement: price change per unit of excess demand ratio",
+                "share",
                 ge=0,
                 source="assumption",
             ),
             "max_price_step": Param(
-                float, 0.05, "tatonnement: largest monthly price change", "share", ge=0, lt=1,
+                float,
+                0.05,
+                "tatonnement: largest monthly price change",
+                "share",
+                ge=0,
+                lt=1,
                 source="assumption",
             ),
             "max_price_usd_per_acc_hour": Param(
-                float, 20.0, "ceiling on the compute price", "USD per accelerator-hour", gt=0,
+                float,
+                20.0,
+                "ceiling on the compute price",
+                "USD per accelerator-hour",
+                gt=0,
                 source="assumption (2.5x the 2023 peak of about $8/hour)",
             ),
             "target_utilization": Param(
-                float, 0.85, "share of capacity the fleet plan expects to sell", "share",
-                gt=0, le=1, source="assumption",
+                float,
+                0.85,
+                "share of capacity the fleet plan expects to sell",
+                "share",
+                gt=0,
+                le=1,
+                source="assumption",
             ),
             "demand_smoothing": Param(
-                float, 0.3, "weight of the latest month in smoothed demand", "share", gt=0,
-                le=1, source="assumption",
+                float,
+                0.3,
+                "weight of the latest month in smoothed demand",
+                "share",
+                gt=0,
+                le=1,
+                source="assumption",
             ),
             "growth_smoothing": Param(
-                float, 0.1, "weight of the latest month in smoothed demand growth", "share",
-                gt=0, le=1, source="assumption",
+                float,
+                0.1,
+                "weight of the latest month in smoothed demand growth",
+                "share",
+                gt=0,
+                le=1,
+                source="assumption",
             ),
             "strand_tolerance": Param(
-                float, 0.05, "how far the fleet plan may run ahead of the shell that will be "
-                "built by delivery", "share", ge=0, source="assumption",
+                float,
+                0.05,
+                "how far the fleet plan may run ahead of the shell that will be built by delivery",
+                "share",
+                ge=0,
+                source="assumption",
             ),
             "valuation_sensitivity": Param(
-                float, 0.5, "elasticity of planned capacity to the market's valuation / "
-                "fundamental value (Tobin's q): rich valuations make plans bigger", "ratio",
-                ge=0, source="assumption",
+                float,
+                0.5,
+                "elasticity of planned capacity to the market's valuation / "
+                "fundamental value (Tobin's q): rich valuations make plans bigger",
+                "ratio",
+                ge=0,
+                source="assumption",
             ),
             "price_response": Param(
-                float, 0.5, "elasticity of planned capacity to the compute price over its full "
+                float,
+                0.5,
+                "elasticity of planned capacity to the compute price over its full "
                 "cost (price / cost clipped to 0.5..2): scarcity prices call forth capacity",
-                "ratio", ge=0, source="assumption",
+                "ratio",
+                ge=0,
+                source="assumption",
             ),
             "plan_dispersion": Param(
-                float, 0.2, "spread of planning boldness across operators: each plans for "
+                float,
+                0.2,
+                "spread of planning boldness across operators: each plans for "
                 "a lognormal multiple (mean 1, this log standard deviation) of the capacity "
-                "its forecast needs", "log", ge=0, le=2, source="assumption",
+                "its forecast needs",
+                "log",
+                ge=0,
+                le=2,
+                source="assumption",
             ),
             "demand_optimism": Param(
-                float, 1.0, "multiplier on extrapolated demand growth in capacity plans",
-                "ratio", ge=0, source="assumption",
+                float,
+                1.0,
+                "multiplier on extrapolated demand growth in capacity plans",
+                "ratio",
+                ge=0,
+                source="assumption",
             ),
             "max_growth_per_month": Param(
-                float, 0.04, "cap on extrapolated monthly demand growth", "share", ge=0,
+                float,
+                0.04,
+                "cap on extrapolated monthly demand growth",
+                "share",
+                ge=0,
                 source="assumption",
             ),
         },
@@ -244,10 +378,16 @@ class Datacenter(Sector):
     def _unit_capex_guess(self) -> float:
         """Capex per accelerator of the installed base: accelerator + kit + rest of server."""
         sectors = self.model.sectors
-        accelerator = sectors["chip_vendor"].params["initial_price_usd"] if (
-            "chip_vendor" in sectors) else 27_500.0
-        kit = sectors["network_vendor"].params["initial_price_usd"] if (
-            "network_vendor" in sectors) else 5_500.0
+        accelerator = (
+            sectors["chip_vendor"].params["initial_price_usd"]
+            if ("chip_vendor" in sectors)
+            else 27_500.0
+        )
+        kit = (
+            sectors["network_vendor"].params["initial_price_usd"]
+            if ("network_vendor" in sectors)
+            else 5_500.0
+        )
         return (
             accelerator
             + kit * self.params["kits_per_accelerator"]
@@ -270,11 +410,13 @@ class Datacenter(Sector):
         slot = step % self.life
         ledger = self.model.ledger
         retiring = self.vintage_units[:, slot].copy()
-        self.move_goods("accelerators", self.accounts, ledger.account("scrap"), retiring,
-                        "retirement")
+        self.move_goods(
+            "accelerators", self.accounts, ledger.account("scrap"), retiring, "retirement"
+        )
         kits_retiring = np.minimum(self.kits, retiring * self.params["kits_per_accelerator"])
-        self.move_goods("network_kits", self.accounts, ledger.account("scrap"), kits_retiring,
-                        "retirement")
+        self.move_goods(
+            "network_kits", self.accounts, ledger.account("scrap"), kits_retiring, "retirement"
+        )
         self.kits -= kits_retiring
         arriving = shift_pipeline(self.accelerator_pipeline)
         self.vintage_units[:, slot] = arriving
@@ -286,10 +428,12 @@ class Datacenter(Sector):
         alive = self.alive
         if market.name == "accelerators":  # orders are cut to what can be funded now
             demand = self.accelerator_order * self._funded_share(
-                self.accelerator_order * market.book.seller_price.mean())
+                self.accelerator_order * market.book.seller_price.mean()
+            )
         elif market.name == "network_kits":
             demand = self.kit_order * self._funded_share(
-                self.kit_order * market.book.seller_price.mean())
+                self.kit_order * market.book.seller_price.mean()
+            )
         else:  # power: enough for the whole installed fleet, within the built shell
             demand = np.minimum(self.shell_mw, self.fleet * self.mw_per_accelerator)
             queued = self.shell_mw + self.shell_pipeline.sum(axis=1)
@@ -297,7 +441,8 @@ class Datacenter(Sector):
             # the most a MWh is worth: the compute it runs (used by auction mechanisms)
             value_per_mw = self.price * self.params["availability"] / self.mw_per_accelerator
             market.book.buyer_limit_price[block] = value_per_mw / (
-                market.billed_units_per_unit / HOURS_PER_MONTH)
+                market.billed_units_per_unit / HOURS_PER_MONTH
+            )
         market.book.buyer_demand[block] = np.where(alive, demand, 0.0)
 
     def on_bought(self, market, outcome, block) -> None:
@@ -315,8 +460,13 @@ class Datacenter(Sector):
             self.it_book += value
         else:
             self.power_mw = filled.copy()
-            self.move_goods("power", self.accounts, self.model.ledger.account("consumption"),
-                            filled, "consumption")
+            self.move_goods(
+                "power",
+                self.accounts,
+                self.model.ledger.account("consumption"),
+                filled,
+                "consumption",
+            )
             if filled.sum() > 0:
                 self.power_price_usd_per_mwh = float(
                     outcome.buyer_value[block].sum() / filled.sum()
@@ -326,8 +476,9 @@ class Datacenter(Sector):
         p = self.params
         powered = np.minimum(self.power_mw, self.shell_mw) / self.mw_per_accelerator
         networked = self.kits / p["kits_per_accelerator"]
-        self.usable = np.where(self.alive, np.minimum(self.fleet, np.minimum(networked, powered)),
-                               0.0)
+        self.usable = np.where(
+            self.alive, np.minimum(self.fleet, np.minimum(networked, powered)), 0.0
+        )
         self.offered = self.usable * HOURS_PER_MONTH * p["availability"]
         market.book.seller_price[block] = self.price
         market.book.seller_capacity[block] = self.offered
@@ -340,8 +491,11 @@ class Datacenter(Sector):
     def account(self, step: int) -> None:
         p = self.params
         firms = self.model.firms
-        self.pay(np.where(self.alive, self.shell_mw * p["site_opex_usd_per_mw_month"], 0.0),
-                 "wages", "cost_of_goods")
+        self.pay(
+            np.where(self.alive, self.shell_mw * p["site_opex_usd_per_mw_month"], 0.0),
+            "wages",
+            "cost_of_goods",
+        )
         self.pay_overheads()
         it_depreciation = np.minimum(self.vintage_cost.sum(axis=1) / self.life, self.it_book)
         shell_depreciation = np.minimum(self.shell_depreciation, self.shell_book)
@@ -358,16 +512,26 @@ class Datacenter(Sector):
         ceiling = np.full(self.count, max(p["max_price_usd_per_acc_hour"], power_cost))
         if p["pricing"] == "tatonnement":
             self.price = tatonnement_price(
-                self.price, self.requested, self.offered, p["price_adjustment_speed"],
-                p["max_price_step"], floor, ceiling,
+                self.price,
+                self.requested,
+                self.offered,
+                p["price_adjustment_speed"],
+                p["max_price_step"],
+                floor,
+                ceiling,
             )
             return
         target = markup_price(
-            np.full(self.count, self.full_cost_per_acc_hour()), np.full(self.count, p["markup"]),
-            self.requested, self.offered, p["scarcity_slope"], p["max_scarcity"],
+            np.full(self.count, self.full_cost_per_acc_hour()),
+            np.full(self.count, p["markup"]),
+            self.requested,
+            self.offered,
+            p["scarcity_slope"],
+            p["max_scarcity"],
         )
-        self.price = np.clip(self.price + p["price_adjustment"] * (target - self.price), floor,
-                             ceiling)
+        self.price = np.clip(
+            self.price + p["price_adjustment"] * (target - self.price), floor, ceiling
+        )
 
     def _plan(self, step: int) -> None:
         p = self.params
@@ -375,12 +539,20 @@ class Datacenter(Sector):
         self.demand_smoothed = smooth(self.demand_smoothed, self.requested, p["demand_smoothing"])
         growth = self.demand_smoothed.sum() / previous - 1.0 if previous > 0 else 0.0
         self.growth_smoothed = smooth(self.growth_smoothed, growth, p["growth_smoothing"])
-        expected_growth = float(np.clip(p["demand_optimism"] * self.growth_smoothed,
-                                        -p["max_growth_per_month"], p["max_growth_per_month"]))
+        expected_growth = float(
+            np.clip(
+                p["demand_optimism"] * self.growth_smoothed,
+                -p["max_growth_per_month"],
+                p["max_growth_per_month"],
+            )
+        )
         hours = HOURS_PER_MONTH * p["availability"] * p["target_utilization"]
         profitability = np.clip(self.price / self.full_cost_per_acc_hour(), 0.5, 2.0)
-        hours = hours / (self.model.valuation_ratio ** p["valuation_sensitivity"]
-                         * self.aggressiveness * profitability ** p["price_response"])
+        hours = hours / (
+            self.model.valuation_ratio ** p["valuation_sensitivity"]
+            * self.aggressiveness
+            * profitability ** p["price_response"]
+        )
 
         lead = p["delivery_lead_months"]
         target_fleet = self.demand_smoothed * (1.0 + expected_growth) ** lead / hours
@@ -456,11 +628,24 @@ class Datacenter(Sector):
         for good in ("accelerators", "network_kits"):  # everything the books say they hold
             held = np.maximum(ledger.balances[ledger.asset(good), ids], 0.0)
             self.move_goods(good, ids, scrap, held, "retirement")
-        for array in (self.vintage_units, self.vintage_cost, self.accelerator_pipeline,
-                      self.kit_pipeline, self.pending_cost, self.shell_pipeline):
+        for array in (
+            self.vintage_units,
+            self.vintage_cost,
+            self.accelerator_pipeline,
+            self.kit_pipeline,
+            self.pending_cost,
+            self.shell_pipeline,
+        ):
             array[defaulted] = 0.0
-        for array in (self.kits, self.shell_mw, self.it_book, self.shell_book,
-                      self.shell_depreciation, self.accelerator_order, self.kit_order):
+        for array in (
+            self.kits,
+            self.shell_mw,
+            self.it_book,
+            self.shell_book,
+            self.shell_depreciation,
+            self.accelerator_order,
+            self.kit_order,
+        ):
             array[defaulted] = 0.0
 
     # -- what the model reads ----------------------------------------------------------------
@@ -472,8 +657,7 @@ class Datacenter(Sector):
 
     def installed_capacity(self) -> np.ndarray:
         """Accelerator-hours the whole fleet could sell if powered and networked."""
-        return np.where(self.alive, self.fleet, 0.0) * HOURS_PER_MONTH * self.params[
-            "availability"]
+        return np.where(self.alive, self.fleet, 0.0) * HOURS_PER_MONTH * self.params["availability"]
 
     def book_value(self) -> np.ndarray:
         return self.it_book + self.shell_book
@@ -498,4 +682,3 @@ class Datacenter(Sector):
             "shell_under_construction_mw": self.shell_pipeline.sum(axis=1),
             "power_mw": self.power_mw,
         }
-

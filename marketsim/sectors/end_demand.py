@@ -30,36 +30,70 @@ class EndDemand(Sector):
     schema = TableSchema(
         doc=doc,
         params={
-            "count": Param(int, 3, "number of customer segments (regions)", "segments", ge=0,
-                           source="assumption: one segment per region"),
+            "count": Param(
+                int,
+                3,
+                "number of customer segments (regions)",
+                "segments",
+                ge=0,
+                source="assumption: one segment per region",
+            ),
             "base_demand_mtokens_per_month": Param(
-                float, 1.5e9, "demand per segment at the reference price at the start",
-                "million tokens per month", gt=0,
+                float,
+                1.5e9,
+                "demand per segment at the reference price at the start",
+                "million tokens per month",
+                gt=0,
                 source="assumption: fills ~75% of the baseline fleet's token capacity",
             ),
             "reference_price_usd_per_mtoken": Param(
-                float, 1.5, "price at which demand equals base demand", "USD per million tokens",
-                gt=0, source="assumption (blended API price 2025)",
+                float,
+                1.5,
+                "price at which demand equals base demand",
+                "USD per million tokens",
+                gt=0,
+                source="assumption (blended API price 2025)",
             ),
             "elasticity": Param(
-                float, 1.2, "price elasticity of token demand (> 1: Jevons)", "ratio", ge=0,
+                float,
+                1.2,
+                "price elasticity of token demand (> 1: Jevons)",
+                "ratio",
+                ge=0,
                 source="CALIBRATION.md revenue gap: not published; a parameter to sweep",
             ),
             "adoption_floor": Param(
-                float, 0.15, "adoption level the S-curve starts from (long-run level 1)",
-                "share", ge=0, lt=1, source="assumption",
+                float,
+                0.15,
+                "adoption level the S-curve starts from (long-run level 1)",
+                "share",
+                ge=0,
+                lt=1,
+                source="assumption",
             ),
             "adoption_midpoint_month": Param(
-                float, 30.0, "month at which adoption is halfway from floor to 1", "months",
+                float,
+                30.0,
+                "month at which adoption is halfway from floor to 1",
+                "months",
                 source="assumption",
             ),
             "adoption_speed_per_month": Param(
-                float, 0.12, "steepness of the adoption S-curve", "per month", ge=0,
+                float,
+                0.12,
+                "steepness of the adoption S-curve",
+                "per month",
+                ge=0,
                 source="assumption",
             ),
             "demand_noise": Param(
-                float, 0.05, "standard deviation of the log demand shock each month", "log",
-                ge=0, le=2, source="assumption",
+                float,
+                0.05,
+                "standard deviation of the log demand shock each month",
+                "log",
+                ge=0,
+                le=2,
+                source="assumption",
             ),
         },
     )
@@ -91,10 +125,12 @@ class EndDemand(Sector):
         indptr, edge_seller = book.open_edges()
         counts = np.diff(indptr)[block]
         edge_buyer = np.repeat(np.arange(book.n_buyers), np.diff(indptr))
-        price_sum = np.bincount(edge_buyer, weights=book.seller_price[edge_seller],
-                                minlength=book.n_buyers)[block]
-        self.price_faced = np.divide(price_sum, counts, out=self.price_faced.copy(),
-                                     where=counts > 0)
+        price_sum = np.bincount(
+            edge_buyer, weights=book.seller_price[edge_seller], minlength=book.n_buyers
+        )[block]
+        self.price_faced = np.divide(
+            price_sum, counts, out=self.price_faced.copy(), where=counts > 0
+        )
         sigma = self.params["demand_noise"]
         shock = np.exp(sigma * self.rng.standard_normal(self.count) - 0.5 * sigma**2)
         demand = self.notional_demand(self.price_faced, self.model.step_index) * shock

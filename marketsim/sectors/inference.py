@@ -37,53 +37,104 @@ class Inference(Sector):
         doc,
         {
             "tokens_per_acc_hour_millions": Param(
-                float, 2.5, "initial efficiency: tokens served per accelerator-hour",
-                "million tokens per accelerator-hour", gt=0,
+                float,
+                2.5,
+                "initial efficiency: tokens served per accelerator-hour",
+                "million tokens per accelerator-hour",
+                gt=0,
                 source="assumption (~700 tokens/s per accelerator averaged over models)",
             ),
             "software_spend_share": Param(
-                float, 0.1, "share of revenue spent on software work (paid as wages)",
-                "share", ge=0, lt=1, source="assumption",
+                float,
+                0.1,
+                "share of revenue spent on software work (paid as wages)",
+                "share",
+                ge=0,
+                lt=1,
+                source="assumption",
             ),
             "software_productivity": Param(
-                float, 0.2, "monthly efficiency growth per unit of software spend share",
-                "per month", ge=0,
+                float,
+                0.2,
+                "monthly efficiency growth per unit of software spend share",
+                "per month",
+                ge=0,
                 source="assumption: 2%/month (27%/year), a slice of the ~10x/year fall in "
-                       "price at fixed capability (CALIBRATION.md compute)",
+                "price at fixed capability (CALIBRATION.md compute)",
             ),
             "efficiency_gain": Param(
-                float, 0.0, "one-off efficiency gain (0.2 = tokens per accelerator-hour +20%)",
-                "share", ge=0, le=10, source="scenario lever",
+                float,
+                0.0,
+                "one-off efficiency gain (0.2 = tokens per accelerator-hour +20%)",
+                "share",
+                ge=0,
+                le=10,
+                source="scenario lever",
             ),
             "efficiency_gain_step": Param(
-                int, 24, "step at which the one-off efficiency gain arrives", "step", ge=0,
+                int,
+                24,
+                "step at which the one-off efficiency gain arrives",
+                "step",
+                ge=0,
                 source="scenario lever",
             ),
             "initial_price_usd_per_mtoken": Param(
-                float, 1.5, "token price in the first month", "USD per million tokens", gt=0,
+                float,
+                1.5,
+                "token price in the first month",
+                "USD per million tokens",
+                gt=0,
                 source="assumption (blended API price 2025)",
             ),
             "markup": Param(
-                float, 0.6, "target markup over the compute cost of a token", "share", ge=0,
+                float,
+                0.6,
+                "target markup over the compute cost of a token",
+                "share",
+                ge=0,
                 source="assumption",
             ),
             "scarcity_slope": Param(
-                float, 0.5, "price premium per unit of demand in excess of capacity", "share",
-                ge=0, source="assumption",
+                float,
+                0.5,
+                "price premium per unit of demand in excess of capacity",
+                "share",
+                ge=0,
+                source="assumption",
             ),
             "max_scarcity": Param(
-                float, 1.0, "largest scarcity premium", "share", ge=0, source="assumption",
+                float,
+                1.0,
+                "largest scarcity premium",
+                "share",
+                ge=0,
+                source="assumption",
             ),
             "price_adjustment": Param(
-                float, 0.2, "share of the gap to the target price closed each month", "share",
-                gt=0, le=1, source="assumption",
+                float,
+                0.2,
+                "share of the gap to the target price closed each month",
+                "share",
+                gt=0,
+                le=1,
+                source="assumption",
             ),
             "demand_smoothing": Param(
-                float, 0.5, "weight of the latest month in smoothed demand", "share", gt=0,
-                le=1, source="assumption",
+                float,
+                0.5,
+                "weight of the latest month in smoothed demand",
+                "share",
+                gt=0,
+                le=1,
+                source="assumption",
             ),
             "compute_buffer": Param(
-                float, 0.05, "compute bought beyond expected need", "share", ge=0,
+                float,
+                0.05,
+                "compute bought beyond expected need",
+                "share",
+                ge=0,
                 source="assumption",
             ),
         },
@@ -125,11 +176,16 @@ class Inference(Sector):
     def on_bought(self, market, outcome, block) -> None:
         self.compute_bought = outcome.buyer_filled[block].copy()
         value = outcome.buyer_value[block]
-        self.compute_price = np.divide(value, self.compute_bought,
-                                       out=self.compute_price.copy(),
-                                       where=self.compute_bought > 0)
-        self.move_goods("compute", self.accounts, self.model.ledger.account("consumption"),
-                        self.compute_bought, "consumption")
+        self.compute_price = np.divide(
+            value, self.compute_bought, out=self.compute_price.copy(), where=self.compute_bought > 0
+        )
+        self.move_goods(
+            "compute",
+            self.accounts,
+            self.model.ledger.account("consumption"),
+            self.compute_bought,
+            "consumption",
+        )
 
     def offer(self, market, block) -> None:
         self.offered = np.where(self.alive, self.compute_bought * self.efficiency, 0.0)
@@ -151,15 +207,20 @@ class Inference(Sector):
         )
         previous = self.demand_smoothed
         self.demand_smoothed = smooth(previous, self.requested, p["demand_smoothing"])
-        growth = np.divide(self.demand_smoothed, previous, out=np.ones(self.count),
-                           where=previous > 0) - 1.0
+        growth = (
+            np.divide(self.demand_smoothed, previous, out=np.ones(self.count), where=previous > 0)
+            - 1.0
+        )
         self.growth_smoothed = np.clip(smooth(self.growth_smoothed, growth, 0.2), -0.5, 0.5)
         cost_per_mtoken = self.compute_price / self.efficiency
         has_cost = cost_per_mtoken > 0
         target = markup_price(
             np.where(has_cost, cost_per_mtoken, self.price / (1.0 + p["markup"])),
-            np.full(self.count, p["markup"]), self.requested, self.offered,
-            p["scarcity_slope"], p["max_scarcity"],
+            np.full(self.count, p["markup"]),
+            self.requested,
+            self.offered,
+            p["scarcity_slope"],
+            p["max_scarcity"],
         )
         self.price = self.price + p["price_adjustment"] * (target - self.price)
 

@@ -29,6 +29,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from marketsim.ledger import EQUITY_MARKET
 from marketsim.markets.beliefs import brock_hommes_step
 from marketsim.schema import Param
 from marketsim.schema import TableSchema
@@ -44,70 +45,141 @@ class Investor(Sector):
     schema = TableSchema(
         doc=doc,
         params={
-            "count": Param(int, 1, "number of funds (they share the capital equally); 0 "
-                           "switches the capital market off", "funds", ge=0,
-                           source="assumption"),
-            "initial_cash_usd": Param(float, 100e9, "cash of each fund at the start",
-                                      "USD", ge=0, source="assumption"),
+            "count": Param(
+                int,
+                1,
+                "number of funds (they share the capital equally); 0 "
+                "switches the capital market off",
+                "funds",
+                ge=0,
+                source="assumption",
+            ),
+            "initial_cash_usd": Param(
+                float, 100e9, "cash of each fund at the start", "USD", ge=0, source="assumption"
+            ),
             "inflow_usd_per_month": Param(
-                float, 5e9, "savers' monthly inflow into the funds when valuations equal "
-                "fundamentals", "USD per month", ge=0, source="assumption",
+                float,
+                5e9,
+                "savers' monthly inflow into the funds when valuations equal fundamentals",
+                "USD per month",
+                ge=0,
+                source="assumption",
             ),
             "inflow_sensitivity": Param(
-                float, 1.0, "elasticity of the inflow to valuation / fundamental value",
-                "ratio", ge=0, source="assumption",
+                float,
+                1.0,
+                "elasticity of the inflow to valuation / fundamental value",
+                "ratio",
+                ge=0,
+                source="assumption",
             ),
             "deploy_share": Param(
-                float, 0.1, "share of the funds' cash offered as new equity each month",
-                "share per month", ge=0, le=1, source="assumption",
+                float,
+                0.1,
+                "share of the funds' cash offered as new equity each month",
+                "share per month",
+                ge=0,
+                le=1,
+                source="assumption",
             ),
             "gross_return": Param(
-                float, 1.1, "R: gross return of the riskless asset per period of the "
-                "belief dynamics", "ratio", gt=1,
+                float,
+                1.1,
+                "R: gross return of the riskless asset per period of the belief dynamics",
+                "ratio",
+                gt=1,
                 source="CALIBRATION.md classic results: Brock-Hommes example R = 1.1",
             ),
             "trend_coefficient": Param(
-                float, 1.2, "g: trend followers expect x_t = g * x_(t-1)", "ratio", ge=0,
+                float,
+                1.2,
+                "g: trend followers expect x_t = g * x_(t-1)",
+                "ratio",
+                ge=0,
                 source="CALIBRATION.md classic results: Brock-Hommes example g = 1.2",
             ),
             "trend_bias": Param(
-                float, 0.0, "b: trend followers' optimism, added to their forecast of x",
-                "share", ge=-1, le=1, source="assumption (0: the classic map)",
+                float,
+                0.0,
+                "b: trend followers' optimism, added to their forecast of x",
+                "share",
+                ge=-1,
+                le=1,
+                source="assumption (0: the classic map)",
             ),
             "fundamentalist_cost": Param(
-                float, 1.0, "C: net per-period cost of fundamental analysis; negative when "
+                float,
+                1.0,
+                "C: net per-period cost of fundamental analysis; negative when "
                 "the analysis pays for itself, so fundamentalists are the majority at x = 0",
-                "profit units", ge=-10, le=10,
+                "profit units",
+                ge=-10,
+                le=10,
                 source="CALIBRATION.md classic results: Brock-Hommes example C = 1",
             ),
             "intensity_of_choice": Param(
-                float, 1.5, "beta: how strongly investors switch to the strategy that "
-                "earned more (beta* = ln(R/(g-R))/C = 2.40 with the defaults)", "1 / profit",
-                ge=0, le=1000, source="assumption: below beta* (stable fundamentals)",
+                float,
+                1.5,
+                "beta: how strongly investors switch to the strategy that "
+                "earned more (beta* = ln(R/(g-R))/C = 2.40 with the defaults)",
+                "1 / profit",
+                ge=0,
+                le=1000,
+                source="assumption: below beta* (stable fundamentals)",
             ),
             "initial_deviation": Param(
-                float, 0.1, "x_0: market-wide valuation / fundamental - 1 at the start",
-                "share", ge=-0.9, le=10, source="assumption",
+                float,
+                0.1,
+                "x_0: market-wide valuation / fundamental - 1 at the start",
+                "share",
+                ge=-0.9,
+                le=10,
+                source="assumption",
             ),
             "deviation_noise": Param(
-                float, 0.01, "standard deviation of the monthly shock to x", "share", ge=0,
-                le=1, source="assumption",
+                float,
+                0.01,
+                "standard deviation of the monthly shock to x",
+                "share",
+                ge=0,
+                le=1,
+                source="assumption",
             ),
             "discount_rate_per_year": Param(
-                float, 0.10, "fundamentalists' discount rate", "per year", gt=0, le=1,
+                float,
+                0.10,
+                "fundamentalists' discount rate",
+                "per year",
+                gt=0,
+                le=1,
                 source="assumption",
             ),
             "long_run_growth_per_year": Param(
-                float, 0.03, "growth of cash flows fundamentalists assume forever",
-                "per year", ge=0, lt=1, source="assumption",
+                float,
+                0.03,
+                "growth of cash flows fundamentalists assume forever",
+                "per year",
+                ge=0,
+                lt=1,
+                source="assumption",
             ),
             "earnings_smoothing": Param(
-                float, 0.1, "weight of the latest month in smoothed net income", "share",
-                gt=0, le=1, source="assumption",
+                float,
+                0.1,
+                "weight of the latest month in smoothed net income",
+                "share",
+                gt=0,
+                le=1,
+                source="assumption",
             ),
             "valuation_floor": Param(
-                float, 0.5, "lowest valuation / fundamental value (value buyers step in)",
-                "ratio", gt=0, le=1, source="assumption",
+                float,
+                0.5,
+                "lowest valuation / fundamental value (value buyers step in)",
+                "ratio",
+                gt=0,
+                le=1,
+                source="assumption",
             ),
         },
     )
@@ -115,9 +187,13 @@ class Investor(Sector):
     @classmethod
     def check_params(cls, params) -> list[tuple[str, str]]:
         if params["long_run_growth_per_year"] >= params["discount_rate_per_year"]:
-            return [("long_run_growth_per_year",
-                     f"must be < discount_rate_per_year ({params['discount_rate_per_year']}), "
-                     f"got {params['long_run_growth_per_year']}")]
+            return [
+                (
+                    "long_run_growth_per_year",
+                    f"must be < discount_rate_per_year ({params['discount_rate_per_year']}), "
+                    f"got {params['long_run_growth_per_year']}",
+                )
+            ]
         return []
 
     def setup(self) -> None:
@@ -144,9 +220,15 @@ class Investor(Sector):
         model = self.model
         firms = model.firms
         deviation, self.trend_share = brock_hommes_step(
-            self.deviation_history[0], self.deviation_history[1], self.deviation_history[2],
-            p["gross_return"], p["trend_coefficient"], p["trend_bias"], p["fundamentalist_cost"],
-            p["intensity_of_choice"], p["deviation_noise"] * self.rng.standard_normal(),
+            self.deviation_history[0],
+            self.deviation_history[1],
+            self.deviation_history[2],
+            p["gross_return"],
+            p["trend_coefficient"],
+            p["trend_bias"],
+            p["fundamentalist_cost"],
+            p["intensity_of_choice"],
+            p["deviation_noise"] * self.rng.standard_normal(),
         )
         self.deviation_history = np.array([deviation, *self.deviation_history[:2]])
         self.ratio = max(p["valuation_floor"], 1.0 + deviation)
@@ -164,8 +246,15 @@ class Investor(Sector):
         budget = max(0.0, float(self.cash.sum())) * p["deploy_share"]
         # fundamentalists fund firms in proportion to their value; trend followers chase
         # momentum: market value times its smoothed monthly return
-        returns = np.divide(self.valuation, self.last_valuation, out=np.ones(firms.n),
-                            where=self.last_valuation > 0) - 1.0
+        returns = (
+            np.divide(
+                self.valuation,
+                self.last_valuation,
+                out=np.ones(firms.n),
+                where=self.last_valuation > 0,
+            )
+            - 1.0
+        )
         self.momentum = weight * returns + (1.0 - weight) * self.momentum
         self.last_valuation = self.valuation
         momentum = self.valuation * np.maximum(self.momentum, 0.0)
@@ -181,28 +270,40 @@ class Investor(Sector):
 
     def _receive(self, amounts: np.ndarray, source: str) -> None:
         ledger = self.model.ledger
-        ledger.transfer(ledger.asset("cash"), ledger.account(source), self.accounts, amounts,
-                        ledger.flows.INVESTMENT)
+        ledger.transfer(
+            ledger.asset("cash"),
+            ledger.account(source),
+            self.accounts,
+            amounts,
+            ledger.flows.INVESTMENT,
+        )
 
     def buy_shares(self, amounts: np.ndarray) -> None:
         """Pay ``amounts`` (USD per firm) for new shares, equally from every fund."""
-        funds, firm_rows, each = self._pairs(amounts)
         ledger = self.model.ledger
-        ledger.transfer(ledger.asset("cash"), funds, firm_rows, each, ledger.flows.EQUITY)
+        exchange = ledger.account(EQUITY_MARKET)
+        total = float(amounts.sum())
+        cash = ledger.asset("cash")
+        flow = ledger.flows.EQUITY
+        ledger.transfer(
+            cash, self.accounts, exchange, np.full(self.count, total / self.count), flow
+        )
+        ledger.transfer(cash, exchange, np.arange(len(amounts)), amounts, flow)
+        ledger.sweep_rounding(exchange, total)
         self.model.firms.equity_raised += amounts
 
     def receive_dividends(self, amounts: np.ndarray) -> None:
         """Collect ``amounts`` (USD per firm) of dividends, shared equally by the funds."""
-        funds, firm_rows, each = self._pairs(amounts)
         ledger = self.model.ledger
-        ledger.transfer(ledger.asset("cash"), firm_rows, funds, each, ledger.flows.DIVIDEND)
-
-    def _pairs(self, amounts: np.ndarray):
-        """(fund account, firm row, amount) for every pair: each fund takes an equal part."""
-        n_firms = len(amounts)
-        funds = np.repeat(self.accounts, n_firms)
-        firm_rows = np.tile(np.arange(n_firms), self.count)
-        return funds, firm_rows, np.tile(amounts / self.count, self.count)
+        exchange = ledger.account(EQUITY_MARKET)
+        total = float(amounts.sum())
+        cash = ledger.asset("cash")
+        flow = ledger.flows.DIVIDEND
+        ledger.transfer(cash, np.arange(len(amounts)), exchange, amounts, flow)
+        ledger.transfer(
+            cash, exchange, self.accounts, np.full(self.count, total / self.count), flow
+        )
+        ledger.sweep_rounding(exchange, total)
 
     def firm_state(self) -> dict[str, np.ndarray]:
         return {

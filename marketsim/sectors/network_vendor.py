@@ -20,8 +20,11 @@ class NetworkVendor(EquipmentVendor):
             unit="network kits",
             capacity=(250_000.0, "assumption: matches accelerator shipments with 2 vendors"),
             unit_cost=(2_750.0, "assumption: 50% gross margin on the kit price"),
-            price=(5_500.0, "CALIBRATION.md network: interconnect 9-13% of cluster cost "
-                   "(about 11% of ~$50k per accelerator)"),
+            price=(
+                5_500.0,
+                "CALIBRATION.md network: interconnect 9-13% of cluster cost "
+                "(about 11% of ~$50k per accelerator)",
+            ),
             markup=(1.0, "assumption: 50% gross margin"),
             lead=(9, "assumption: optics capacity takes about three quarters"),
         ),

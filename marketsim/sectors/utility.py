@@ -41,92 +41,175 @@ class Utility(Sector):
         doc,
         {
             "capacity_mw": Param(
-                float, 3000.0, "generation capacity available to data centers per utility",
-                "MW", gt=0,
+                float,
+                3000.0,
+                "generation capacity available to data centers per utility",
+                "MW",
+                gt=0,
                 source="assumption: ~9 GW for ~4M installed accelerators at 1.26 kW x PUE 1.3",
             ),
             "max_debt_to_ebitda": Param(
-                float, 8.0, "most a utility may borrow, in years of its smoothed EBITDA",
-                "years", ge=0,
+                float,
+                8.0,
+                "most a utility may borrow, in years of its smoothed EBITDA",
+                "years",
+                ge=0,
                 source="assumption: regulated utilities borrow against their rate base, "
                 "5-7x EBITDA",
             ),
             "initial_under_construction_mw": Param(
-                float, 3000.0, "capacity under construction at the start per utility, arriving "
-                "evenly over the interconnection lead time", "MW", ge=0, source="assumption",
+                float,
+                3000.0,
+                "capacity under construction at the start per utility, arriving "
+                "evenly over the interconnection lead time",
+                "MW",
+                ge=0,
+                source="assumption",
             ),
             "load_factor": Param(
-                float, 0.8, "share of contracted MW drawn on average (energy billed)",
-                "share", gt=0, le=1, source="assumption",
+                float,
+                0.8,
+                "share of contracted MW drawn on average (energy billed)",
+                "share",
+                gt=0,
+                le=1,
+                source="assumption",
             ),
             "energy_cost_usd_per_mwh": Param(
-                float, 45.0, "variable cost of energy (fuel, purchased energy) per MWh delivered",
-                "USD per MWh", ge=0,
+                float,
+                45.0,
+                "variable cost of energy (fuel, purchased energy) per MWh delivered",
+                "USD per MWh",
+                ge=0,
                 source="assumption: below the all-in PPA prices of CALIBRATION.md power "
                 "($57-75/MWh), which include capital",
             ),
             "base_tariff_usd_per_mwh": Param(
-                float, 80.0, "tariff when the reserve margin is at or above target",
-                "USD per MWh", gt=0,
+                float,
+                80.0,
+                "tariff when the reserve margin is at or above target",
+                "USD per MWh",
+                gt=0,
                 source="CALIBRATION.md power: US industrial electricity about $80/MWh",
             ),
             "fixed_om_usd_per_mw_month": Param(
-                float, 3000.0, "fixed operations and maintenance per MW of capacity",
-                "USD per MW per month", ge=0, source="assumption",
+                float,
+                3000.0,
+                "fixed operations and maintenance per MW of capacity",
+                "USD per MW per month",
+                ge=0,
+                source="assumption",
             ),
             "target_reserve_margin": Param(
-                float, 0.15, "spare capacity the utility plans to keep", "share", gt=0, lt=1,
+                float,
+                0.15,
+                "spare capacity the utility plans to keep",
+                "share",
+                gt=0,
+                lt=1,
                 source="assumption",
             ),
             "scarcity_slope": Param(
-                float, 2.0, "tariff premium per unit of reserve shortfall (relative to target)",
-                "share", ge=0, source="assumption",
+                float,
+                2.0,
+                "tariff premium per unit of reserve shortfall (relative to target)",
+                "share",
+                ge=0,
+                source="assumption",
             ),
             "max_scarcity": Param(
-                float, 3.0, "largest scarcity premium over the base tariff", "share", ge=0,
+                float,
+                3.0,
+                "largest scarcity premium over the base tariff",
+                "share",
+                ge=0,
                 source="assumption",
             ),
             "price_adjustment": Param(
-                float, 0.3, "share of the gap to the target tariff closed each month",
-                "share", gt=0, le=1, source="assumption",
+                float,
+                0.3,
+                "share of the gap to the target tariff closed each month",
+                "share",
+                gt=0,
+                le=1,
+                source="assumption",
             ),
             "demand_smoothing": Param(
-                float, 0.3, "weight of the latest month in smoothed demand", "share", gt=0,
-                le=1, source="assumption",
+                float,
+                0.3,
+                "weight of the latest month in smoothed demand",
+                "share",
+                gt=0,
+                le=1,
+                source="assumption",
             ),
             "interconnection_lead_months": Param(
-                int, 48, "months from ordering new capacity to serving with it", "months",
-                ge=1, le=240,
+                int,
+                48,
+                "months from ordering new capacity to serving with it",
+                "months",
+                ge=1,
+                le=240,
                 source="CALIBRATION.md power: interconnection 3-5 years; large loads 4-7 years",
             ),
             "growth_smoothing": Param(
-                float, 0.1, "weight of the latest month in smoothed demand growth", "share",
-                gt=0, le=1, source="assumption",
+                float,
+                0.1,
+                "weight of the latest month in smoothed demand growth",
+                "share",
+                gt=0,
+                le=1,
+                source="assumption",
             ),
             "planning_growth_weight": Param(
-                float, 0.5, "how much of observed demand growth capacity plans extrapolate "
-                "over the lead time (0 = plan for today's load)", "share", ge=0,
+                float,
+                0.5,
+                "how much of observed demand growth capacity plans extrapolate "
+                "over the lead time (0 = plan for today's load)",
+                "share",
+                ge=0,
                 source="assumption",
             ),
             "max_growth_per_month": Param(
-                float, 0.03, "cap on extrapolated monthly demand growth", "share", ge=0,
+                float,
+                0.03,
+                "cap on extrapolated monthly demand growth",
+                "share",
+                ge=0,
                 source="assumption",
             ),
             "queue_weight": Param(
-                float, 0.8, "share of the load data centers have queued for connection (built "
-                "and under construction) the utility plans capacity for", "share", ge=0,
-                le=2, source="assumption",
+                float,
+                0.8,
+                "share of the load data centers have queued for connection (built "
+                "and under construction) the utility plans capacity for",
+                "share",
+                ge=0,
+                le=2,
+                source="assumption",
             ),
             "build_cost_usd_per_mw": Param(
-                float, 1.5e6, "capex per MW of new generation and grid connection",
-                "USD per MW", ge=0, source="assumption",
+                float,
+                1.5e6,
+                "capex per MW of new generation and grid connection",
+                "USD per MW",
+                ge=0,
+                source="assumption",
             ),
             "max_build_share_per_month": Param(
-                float, 0.05, "largest capacity order per month, as a share of capacity",
-                "share", ge=0, source="assumption",
+                float,
+                0.05,
+                "largest capacity order per month, as a share of capacity",
+                "share",
+                ge=0,
+                source="assumption",
             ),
             "asset_life_months": Param(
-                int, 300, "depreciation life of generation capex", "months", ge=1,
+                int,
+                300,
+                "depreciation life of generation capex",
+                "months",
+                ge=1,
                 source="assumption",
             ),
         },
@@ -142,7 +225,8 @@ class Utility(Sector):
         self.demand_smoothed = self.capacity_mw * (1.0 - p["target_reserve_margin"])
         # the installed base, half depreciated, plus the projects already under construction
         self.asset_book = (0.5 * self.capacity_mw + self.capacity_pipeline.sum(axis=1)) * p[
-            "build_cost_usd_per_mw"]
+            "build_cost_usd_per_mw"
+        ]
         self.asset_depreciation = self.asset_book / p["asset_life_months"]
         self.total_demand = float(self.demand_smoothed.sum())
         self.queued_load = np.zeros(n)
@@ -179,8 +263,11 @@ class Utility(Sector):
     def account(self, step: int) -> None:
         p = self.params
         alive = self.alive
-        self.pay(np.where(alive, self.capacity_mw * p["fixed_om_usd_per_mw_month"], 0.0),
-                 "wages", "cost_of_goods")
+        self.pay(
+            np.where(alive, self.capacity_mw * p["fixed_om_usd_per_mw_month"], 0.0),
+            "wages",
+            "cost_of_goods",
+        )
         self.pay_overheads()
         depreciation = np.minimum(self.asset_depreciation, self.asset_book)
         self.asset_book -= depreciation
@@ -188,7 +275,9 @@ class Utility(Sector):
 
         self.demand_smoothed = smooth(self.demand_smoothed, self.requested, p["demand_smoothing"])
         reserve = 1.0 - np.divide(
-            self.demand_smoothed, self.capacity_mw, out=np.ones(self.count),
+            self.demand_smoothed,
+            self.capacity_mw,
+            out=np.ones(self.count),
             where=self.capacity_mw > 0,
         )
         target_reserve = p["target_reserve_margin"]
@@ -202,8 +291,11 @@ class Utility(Sector):
         self.total_demand = float(self.demand_smoothed.sum())
         growth = self.total_demand / previous - 1.0 if previous > 0 else 0.0
         self.growth_smoothed = smooth(self.growth_smoothed, growth, p["growth_smoothing"])
-        expected_growth = float(np.clip(p["planning_growth_weight"] * self.growth_smoothed,
-                                        0.0, p["max_growth_per_month"]))
+        expected_growth = float(
+            np.clip(
+                p["planning_growth_weight"] * self.growth_smoothed, 0.0, p["max_growth_per_month"]
+            )
+        )
         horizon = p["interconnection_lead_months"]
         planned = self.capacity_mw + self.capacity_pipeline.sum(axis=1)
         trend = self.demand_smoothed * (1.0 + expected_growth) ** horizon

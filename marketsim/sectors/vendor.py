@@ -42,59 +42,119 @@ def vendor_params(
     """The parameters of an equipment vendor, with defaults and their sources."""
     return {
         "capacity_per_month": Param(
-            float, capacity[0], f"production capacity per firm ({unit} per month)",
-            f"{unit} per month", ge=0, source=capacity[1],
+            float,
+            capacity[0],
+            f"production capacity per firm ({unit} per month)",
+            f"{unit} per month",
+            ge=0,
+            source=capacity[1],
         ),
         "unit_cost_usd": Param(
-            float, unit_cost[0], f"cost of making one {unit[:-1]}, paid to the foundry/suppliers",
-            "USD per unit", gt=0, source=unit_cost[1],
+            float,
+            unit_cost[0],
+            f"cost of making one {unit[:-1]}, paid to the foundry/suppliers",
+            "USD per unit",
+            gt=0,
+            source=unit_cost[1],
         ),
         "initial_price_usd": Param(
-            float, price[0], "price posted in the first month", "USD per unit", gt=0,
+            float,
+            price[0],
+            "price posted in the first month",
+            "USD per unit",
+            gt=0,
             source=price[1],
         ),
         "markup": Param(
-            float, markup[0], "target markup over unit cost: price = cost * (1 + markup)",
-            "share", ge=0, source=markup[1],
+            float,
+            markup[0],
+            "target markup over unit cost: price = cost * (1 + markup)",
+            "share",
+            ge=0,
+            source=markup[1],
         ),
         "scarcity_slope": Param(
-            float, 0.5, "price premium per unit of demand in excess of capacity", "share",
-            ge=0, source="assumption",
+            float,
+            0.5,
+            "price premium per unit of demand in excess of capacity",
+            "share",
+            ge=0,
+            source="assumption",
         ),
         "max_scarcity": Param(
-            float, 0.5, "largest scarcity premium over the markup price", "share", ge=0,
+            float,
+            0.5,
+            "largest scarcity premium over the markup price",
+            "share",
+            ge=0,
             source="assumption",
         ),
         "price_adjustment": Param(
-            float, 0.2, "share of the gap to the target price closed each month", "share",
-            gt=0, le=1, source="assumption",
+            float,
+            0.2,
+            "share of the gap to the target price closed each month",
+            "share",
+            gt=0,
+            le=1,
+            source="assumption",
         ),
         "demand_smoothing": Param(
-            float, 0.3, "weight of the latest month in smoothed demand", "share", gt=0, le=1,
+            float,
+            0.3,
+            "weight of the latest month in smoothed demand",
+            "share",
+            gt=0,
+            le=1,
             source="assumption",
         ),
         "capacity_lead_months": Param(
-            int, lead[0], "months from ordering capacity to producing with it", "months",
-            ge=1, le=240, source=lead[1],
+            int,
+            lead[0],
+            "months from ordering capacity to producing with it",
+            "months",
+            ge=1,
+            le=240,
+            source=lead[1],
         ),
         "expansion_response": Param(
-            float, 0.5, "capacity added per month per unit of excess demand ratio", "share",
-            ge=0, source="assumption",
+            float,
+            0.5,
+            "capacity added per month per unit of excess demand ratio",
+            "share",
+            ge=0,
+            source="assumption",
         ),
         "max_expansion_per_month": Param(
-            float, 0.1, "largest capacity order per month, as a share of capacity", "share",
-            ge=0, source="assumption",
+            float,
+            0.1,
+            "largest capacity order per month, as a share of capacity",
+            "share",
+            ge=0,
+            source="assumption",
         ),
         "capacity_decay_per_month": Param(
-            float, 0.01, "capacity released per month when demand is under half of it",
-            "share", ge=0, lt=1, source="assumption",
+            float,
+            0.01,
+            "capacity released per month when demand is under half of it",
+            "share",
+            ge=0,
+            lt=1,
+            source="assumption",
         ),
         "capacity_cost_usd_per_unit_month": Param(
-            float, 5000.0, "capex per unit of monthly capacity added", "USD per (unit/month)",
-            ge=0, source="assumption",
+            float,
+            5000.0,
+            "capex per unit of monthly capacity added",
+            "USD per (unit/month)",
+            ge=0,
+            source="assumption",
         ),
         "capacity_life_months": Param(
-            int, 60, "depreciation life of capacity capex", "months", ge=1,
+            int,
+            60,
+            "depreciation life of capacity capex",
+            "months",
+            ge=1,
             source="assumption",
         ),
     }
@@ -130,7 +190,10 @@ class EquipmentVendor(Sector):
         super().on_sold(market, outcome, block)
         ledger = self.model.ledger
         self.move_goods(
-            market.name, ledger.account(self.supplier_account), self.accounts, self.sold,
+            market.name,
+            ledger.account(self.supplier_account),
+            self.accounts,
+            self.sold,
             "production",
         )
         self.pay(self.sold * self.unit_cost, self.supplier_account, "cost_of_goods")
@@ -144,8 +207,12 @@ class EquipmentVendor(Sector):
 
         self.demand_smoothed = smooth(self.demand_smoothed, self.requested, p["demand_smoothing"])
         target = markup_price(
-            self.unit_cost, self.markup, self.demand_smoothed, self.capacity_units,
-            p["scarcity_slope"], p["max_scarcity"],
+            self.unit_cost,
+            self.markup,
+            self.demand_smoothed,
+            self.capacity_units,
+            p["scarcity_slope"],
+            p["max_scarcity"],
         )
         self.price = self.price + p["price_adjustment"] * (target - self.price)
 
@@ -157,8 +224,9 @@ class EquipmentVendor(Sector):
             p["max_expansion_per_month"], p["expansion_response"] * np.maximum(ratio - 1.0, 0.0)
         )
         expansion = np.where(self.alive, expansion, 0.0)
-        expansion *= affordable_share(capex_budget(self.model, self.rows),
-                                      expansion * p["capacity_cost_usd_per_unit_month"])
+        expansion *= affordable_share(
+            capex_budget(self.model, self.rows), expansion * p["capacity_cost_usd_per_unit_month"]
+        )
         self.capacity_pipeline[:, -1] += expansion
         capex = expansion * p["capacity_cost_usd_per_unit_month"]
         self.pay(capex, self.supplier_account, "capex")

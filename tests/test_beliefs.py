@@ -1,0 +1,69 @@
+"""The Brock–Hommes belief kernel: equal to its twin, and the classic stability threshold."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from hypothesis import given
+from hypothesis import settings
+from hypothesis import strategies as st
+
+from marketsim.markets import reference
+from marketsim.markets.beliefs import brock_hommes_step
+
+deviations = st.floats(-5.0, 5.0, allow_nan=False)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    x=st.tuples(deviations, deviations, deviations),
+    gross_return=st.floats(1.0001, 1.5),
+    trend=st.floats(0.0, 3.0),
+    bias=st.floats(-0.5, 0.5),
+    cost=st.floats(-5.0, 5.0),
+    intensity=st.floats(0.0, 200.0),
+    shock=st.floats(-1.0, 1.0),
+)
+def test_kernel_equals_reference(x, gross_return, trend, bias, cost, intensity, shock):
+    """The numba kernel and the textbook twin agree to 1e-9, even at extreme intensities."""
+    args = (*x, gross_return, trend, bias, cost, intensity, shock)
+    got = brock_hommes_step(*args)
+    want = reference.brock_hommes_step(*args)
+    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
+    assert 0.0 <= got[1] <= 1.0
+
+
+def iterate(intensity: float, steps: int = 400, start: float = 0.1) -> np.ndarray:
+    """The deterministic BH map from x = start with R = 1.1, g = 1.2, C = 1 (CALIBRATION.md)."""
+    history = [start, start, start]
+    path = []
+    for _ in range(steps):
+        x, _ = brock_hommes_step(*history, 1.1, 1.2, 0.0, 1.0, intensity, 0.0)
+        history = [x, history[0], history[1]]
+        path.append(x)
+    return np.array(path)
+
+
+def test_threshold_is_ln_r_over_g_minus_r_over_c():
+    """beta* = ln(R / (g - R)) / C = 2.40: below it x returns to 0, above it it does not."""
+    threshold = math.log(1.1 / (1.2 - 1.1)) / 1.0
+    assert abs(threshold - 2.398) < 1e-3
+    for factor in (0.5, 0.9, 0.97):
+        assert abs(iterate(factor * threshold, steps=2000)[-1]) < 1e-5, factor
+    for factor in (1.03, 1.1, 1.2):
+        assert abs(iterate(factor * threshold, steps=2000)[-50:]).min() > 0.4, factor
+
+
+def test_above_threshold_settles_on_the_nonfundamental_steady_state():
+    """Just above beta*, x converges to x* = sqrt(C (1 - beta*/beta) / ((R - 1) g))."""
+    threshold = math.log(1.1 / 0.1)
+    intensity = 1.2 * threshold
+    expected = math.sqrt(1.0 * (1 - threshold / intensity) / (0.1 * 1.2))
+    assert abs(iterate(intensity)[-1] - expected) < 1e-6
+
+
+def test_trend_share_at_the_fundamental_is_a_logit_of_the_cost():
+    """At x = 0 trend followers hold 1 / (1 + exp(-beta C)) of the market."""
+    _, share = brock_hommes_step(0.0, 0.0, 0.0, 1.1, 1.2, 0.0, 1.0, 2.0, 0.0)
+    assert abs(share - 1 / (1 + math.exp(-2.0))) < 1e-12
