@@ -80,8 +80,9 @@ def marketsim_step_start(model):
 def marketsim_before_clear(model, market):
     """Act on one market after orders are written and before it clears.
 
-    Policies live here: adjust ``market.book`` prices, capacities, demands or open/close
-    edges (``market.book.edge_open``). Quantities are in the good's unit.
+    Policies live here: adjust ``market.book`` prices, capacities, demands or close edges
+    (``market.book.edge_open``; every edge is open again at the start of each step).
+    Quantities are in the good's unit.
     """
 
 

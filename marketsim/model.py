@@ -244,6 +244,7 @@ class SupplyChainModel(mesa.Model):
         self.step_index += 1
 
     def _trade(self, market: Market) -> None:
+        market.book.edge_open[:] = True  # policies close edges afresh every step
         for sector, start, count in market.sellers.sectors:
             self._act(sector, "offer", market, slice(start, start + count))
         for sector, start, count in market.buyers.sectors:

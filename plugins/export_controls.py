@@ -1,0 +1,84 @@
+"""Export controls as a policy: from a given month, a good may not flow between regions.
+
+Unlike ``[graph] restrictions``, which shape the supply graph before the run, this policy
+closes existing trade edges part-way through a run, so a researcher can watch the chain
+adjust to a shock: buyers in the controlled region lose their foreign suppliers, unmet
+demand rises, and prices move.
+
+Use it from an experiment file (path relative to that file)::
+
+    plugins = ["../plugins/export_controls.py"]
+
+    [export_controls]
+    good = "accelerators"
+    from_region = "us"
+    to_region = "asia"
+    start_step = 24
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+import marketsim
+
+__version__ = "1.0.0"
+
+TABLE = marketsim.TableSchema(
+    doc="Close trade in one good from sellers in one region to buyers in another.",
+    params={
+        "good": marketsim.Param(str, "accelerators", "the controlled good"),
+        "from_region": marketsim.Param(str, "us", "region of the sellers"),
+        "to_region": marketsim.Param(str, "asia", "region of the buyers"),
+        "start_step": marketsim.Param(int, 24, "first step of the control", "step", ge=0),
+    },
+)
+
+
+@marketsim.hookimpl
+def marketsim_register_config_tables(register):
+    register("export_controls", TABLE)
+
+
+@marketsim.hookimpl
+def marketsim_before_clear(model, market):
+    rule = model.experiment["export_controls"]
+    if market.name != rule["good"] or model.step_index < rule["start_step"]:
+        return
+    regions = model.experiment["graph"]["regions"]
+    if rule["from_region"] not in regions or rule["to_region"] not in regions:
+        return
+    book = market.book
+    seller_region = _regions(market.sellers, book.n_sellers)
+    buyer_region = _regions(market.buyers, book.n_buyers)
+    edge_buyer = np.repeat(np.arange(book.n_buyers), np.diff(book.buyer_indptr))
+    controlled = (seller_region[book.edge_seller] == regions.index(rule["from_region"])) & (
+        buyer_region[edge_buyer] == regions.index(rule["to_region"])
+    )
+    book.edge_open &= ~controlled
+
+
+def _regions(participants, count: int) -> np.ndarray:
+    """Region index of every participant of one side of a market."""
+    region = np.zeros(count, dtype=np.int64)
+    for sector, start, size in participants.sectors:
+        region[start : start + size] = sector.region
+    return region
+
+
+@marketsim.hookimpl
+def marketsim_register_metrics(register):
+    register(
+        marketsim.MetricSpec(
+            "chain",
+            "export_controlled_edges",
+            _closed_edges,
+            "edges",
+            "trade edges closed by the export control this step",
+        )
+    )
+
+
+def _closed_edges(model) -> float:
+    market = model.markets.get(model.experiment["export_controls"]["good"])
+    return float((~market.book.edge_open).sum()) if market is not None else 0.0

@@ -1,0 +1,44 @@
+"""The documentation says what the code does: generated key reference, hooks, quick start."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from marketsim import hookspecs
+from marketsim.schema_docs import render
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_experiment_key_reference_is_current():
+    """docs/experiments.md is exactly what the schemas generate (regenerate it if not)."""
+    written = (ROOT / "docs" / "experiments.md").read_text(encoding="utf-8")
+    assert written == render(), "run: python -m marketsim.schema_docs > docs/experiments.md"
+
+
+def test_every_hook_is_documented_for_plugin_authors():
+    """Each hook in hookspecs.py is described in docs/plugins.md."""
+    text = (ROOT / "docs" / "plugins.md").read_text(encoding="utf-8")
+    hooks = [name for name in dir(hookspecs) if name.startswith("marketsim_")]
+    assert hooks
+    missing = [name for name in hooks if name not in text]
+    assert not missing, missing
+
+
+def test_readme_quick_start_is_two_commands():
+    """README's quick start holds exactly two command lines: run the baseline, run the tests."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    block = re.search(r"```\n(.*?)```", section, re.S).group(1)
+    commands = [line for line in block.splitlines() if line.strip()]
+    assert commands == [
+        "pip install -e . && marketsim run experiments/baseline.toml",
+        "pip install -e '.[test]' && pytest",
+    ]
+
+
+def test_ci_runs_the_readme_test_command():
+    """.ci/run runs the same test command as the README."""
+    script = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    assert "pip install --quiet -e '.[test]' && pytest" in script
