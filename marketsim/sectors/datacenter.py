@@ -48,8 +48,10 @@ from marketsim.schema import Param
 from marketsim.sectors.base import HOURS_PER_MONTH
 from marketsim.sectors.base import Sector
 from marketsim.sectors.base import firm_schema
+from marketsim.sectors.base import scarcity_pricing_params
 from marketsim.sectors.base import shift_pipeline
 from marketsim.sectors.base import smooth
+from marketsim.sectors.base import smoothing_param
 
 
 class Datacenter(Sector):
@@ -205,31 +207,7 @@ class Datacenter(Sector):
                 source="assumption: about $2/hour on a ~$1.8 full cost "
                 "(CALIBRATION.md compute: H100 rental $1.70-2.35)",
             ),
-            "scarcity_slope": Param(
-                float,
-                0.5,
-                "cost_plus: premium per unit of demand in excess of capacity",
-                "share",
-                ge=0,
-                source="assumption",
-            ),
-            "max_scarcity": Param(
-                float,
-                1.0,
-                "cost_plus: largest scarcity premium",
-                "share",
-                ge=0,
-                source="assumption",
-            ),
-            "price_adjustment": Param(
-                float,
-                0.2,
-                "cost_plus: share of the gap to the target price closed each month",
-                "share",
-                gt=0,
-                le=1,
-                source="assumption",
-            ),
+            **scarcity_pricing_params(0.5, 1.0, "cost_plus: "),
             "price_adjustment_speed": Param(
                 float,
                 0.1,
@@ -264,24 +242,8 @@ class Datacenter(Sector):
                 le=1,
                 source="assumption",
             ),
-            "demand_smoothing": Param(
-                float,
-                0.3,
-                "weight of the latest month in smoothed demand",
-                "share",
-                gt=0,
-                le=1,
-                source="assumption",
-            ),
-            "growth_smoothing": Param(
-                float,
-                0.1,
-                "weight of the latest month in smoothed demand growth",
-                "share",
-                gt=0,
-                le=1,
-                source="assumption",
-            ),
+            "demand_smoothing": smoothing_param(0.3),
+            "growth_smoothing": smoothing_param(0.1, "demand growth"),
             "strand_tolerance": Param(
                 float,
                 0.05,

@@ -22,7 +22,9 @@ from marketsim.markets.kernels import markup_price
 from marketsim.schema import Param
 from marketsim.sectors.base import Sector
 from marketsim.sectors.base import firm_schema
+from marketsim.sectors.base import scarcity_pricing_params
 from marketsim.sectors.base import smooth
+from marketsim.sectors.base import smoothing_param
 
 
 class Inference(Sector):
@@ -95,40 +97,8 @@ class Inference(Sector):
                 ge=0,
                 source="assumption",
             ),
-            "scarcity_slope": Param(
-                float,
-                0.5,
-                "price premium per unit of demand in excess of capacity",
-                "share",
-                ge=0,
-                source="assumption",
-            ),
-            "max_scarcity": Param(
-                float,
-                1.0,
-                "largest scarcity premium",
-                "share",
-                ge=0,
-                source="assumption",
-            ),
-            "price_adjustment": Param(
-                float,
-                0.2,
-                "share of the gap to the target price closed each month",
-                "share",
-                gt=0,
-                le=1,
-                source="assumption",
-            ),
-            "demand_smoothing": Param(
-                float,
-                0.5,
-                "weight of the latest month in smoothed demand",
-                "share",
-                gt=0,
-                le=1,
-                source="assumption",
-            ),
+            **scarcity_pricing_params(0.5, 1.0),
+            "demand_smoothing": smoothing_param(0.5),
             "compute_buffer": Param(
                 float,
                 0.05,

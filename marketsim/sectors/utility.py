@@ -29,6 +29,7 @@ from marketsim.sectors.base import Sector
 from marketsim.sectors.base import firm_schema
 from marketsim.sectors.base import shift_pipeline
 from marketsim.sectors.base import smooth
+from marketsim.sectors.base import smoothing_param
 
 
 class Utility(Sector):
@@ -134,15 +135,7 @@ class Utility(Sector):
                 le=1,
                 source="assumption",
             ),
-            "demand_smoothing": Param(
-                float,
-                0.3,
-                "weight of the latest month in smoothed demand",
-                "share",
-                gt=0,
-                le=1,
-                source="assumption",
-            ),
+            "demand_smoothing": smoothing_param(0.3),
             "interconnection_lead_months": Param(
                 int,
                 48,
@@ -152,15 +145,7 @@ class Utility(Sector):
                 le=240,
                 source="CALIBRATION.md power: interconnection 3-5 years; large loads 4-7 years",
             ),
-            "growth_smoothing": Param(
-                float,
-                0.1,
-                "weight of the latest month in smoothed demand growth",
-                "share",
-                gt=0,
-                le=1,
-                source="assumption",
-            ),
+            "growth_smoothing": smoothing_param(0.1, "demand growth"),
             "planning_growth_weight": Param(
                 float,
                 0.5,

@@ -27,8 +27,10 @@ from marketsim.finance import capex_budget
 from marketsim.markets.kernels import markup_price
 from marketsim.schema import Param
 from marketsim.sectors.base import Sector
+from marketsim.sectors.base import scarcity_pricing_params
 from marketsim.sectors.base import shift_pipeline
 from marketsim.sectors.base import smooth
+from marketsim.sectors.base import smoothing_param
 
 
 def vendor_params(
@@ -73,40 +75,8 @@ def vendor_params(
             ge=0,
             source=markup[1],
         ),
-        "scarcity_slope": Param(
-            float,
-            0.5,
-            "price premium per unit of demand in excess of capacity",
-            "share",
-            ge=0,
-            source="assumption",
-        ),
-        "max_scarcity": Param(
-            float,
-            0.5,
-            "largest scarcity premium over the markup price",
-            "share",
-            ge=0,
-            source="assumption",
-        ),
-        "price_adjustment": Param(
-            float,
-            0.2,
-            "share of the gap to the target price closed each month",
-            "share",
-            gt=0,
-            le=1,
-            source="assumption",
-        ),
-        "demand_smoothing": Param(
-            float,
-            0.3,
-            "weight of the latest month in smoothed demand",
-            "share",
-            gt=0,
-            le=1,
-            source="assumption",
-        ),
+        **scarcity_pricing_params(0.5, 0.5),
+        "demand_smoothing": smoothing_param(0.3),
         "capacity_lead_months": Param(
             int,
             lead[0],
