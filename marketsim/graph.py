@@ -127,7 +127,7 @@ def build_supply_graph(
         for k in range(count):
             name = node_name(sector, k)
             region_of[name] = regions[k % len(regions)]
-            graph.add_node(name, sector=sector, region=region_of[name], index=k)
+            graph.add_node(name, firm=name, sector=sector, region=region_of[name], index=k)
     forbidden = {(r["good"], r["from_region"], r["to_region"]) for r in graph_table["restrictions"]}
     for good in dict.fromkeys(g for goods in buys.values() for g in goods):  # ordered
         sellers = [
