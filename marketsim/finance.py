@@ -32,7 +32,8 @@ FINANCE_TABLE = TableSchema(
         "max_debt_to_assets": Param(
             float,
             0.6,
-            "most a firm may borrow, as a share of its book assets (cash + net PP&E)",
+            "most a firm may borrow, as a share of its assets: cash plus net PP&E valued at "
+            "market (see collateral_sensitivity)",
             "share",
             ge=0,
             le=5,
@@ -127,7 +128,10 @@ def capex_budget(model: SupplyChainModel, rows: slice) -> np.ndarray:
     """What each firm in ``rows`` can commit to capex now (USD).
 
     Cash plus funding headroom (equity offered and the planned share of the credit line),
-    less a buffer of ``cash_buffer_months`` of this month's cash costs.
+    less a buffer of ``cash_buffer_months`` times the cash costs booked so far this month. (At
+    the start of a month, when orders are placed, little is booked yet, so the buffer is
+    small then: a known simplification. Using last month's costs instead starves data
+    centers' buildings in the baseline and strands their accelerators; see docs/model.md.)
     """
     firms = model.firms
     params = model.experiment["finance"]

@@ -58,6 +58,8 @@ class FirmTable:
         self.defaulted_step = np.full(n_firms, -1, dtype=np.int64)
         self.written_off = np.zeros(n_firms)
         self.depreciation_pending = np.zeros(n_firms)
+        self.last_monthly_costs = np.zeros(n_firms)
+        """Last closed month's cash costs: cost of goods, opex, interest (USD)."""
         self.ebitda_smoothed = np.zeros(n_firms)
         """Smoothed monthly EBITDA (USD), what lenders look at."""
         for name in INCOME_FIELDS:
@@ -111,3 +113,4 @@ class FirmTable:
         self.debt_drawn = into[flows.DEBT_DRAW].copy()
         self.dividends = out[flows.DIVIDEND].copy()
         self.net_income = self.revenue - self.cost_of_goods - self.opex - self.interest - self.tax
+        self.last_monthly_costs = self.monthly_costs_so_far().copy()

@@ -88,12 +88,22 @@ def marketsim_before_clear(model, market):
 
 @hookspec
 def marketsim_after_clear(model, market, outcome):
-    """Observe (or tax) one market's `ClearingOutcome` before it settles."""
+    """Observe one market's `ClearingOutcome` before it settles.
+
+    The outcome is what settles: change it only consistently (buyers' and sellers' values
+    must still match); a tax or subsidy is a ledger posting (``model.ledger.transfer``)
+    between the traders and an outside account such as ``taxes``.
+    """
 
 
 @hookspec
 def marketsim_step_end(model):
-    """Act at the end of a step, after accounts are closed and before metrics are recorded."""
+    """Act at the end of a step, after accounts are closed and before metrics are recorded.
+
+    The books are checked after this hook. Ledger postings made here count in the step's
+    income statement (it is read again), but tax, dividends and funding have already been
+    settled for the step.
+    """
 
 
 @hookspec

@@ -239,6 +239,7 @@ class SupplyChainModel(mesa.Model):
         self.firms.book_value = self._book_values()
         close_books(self)
         call_hook(self.manager, "marketsim_step_end", model=self)
+        self.firms.close_income_statement()  # include what step_end hooks posted
         self.ledger.check(self._physical_stocks())
         self.recorder.record(t)
         self.step_index += 1

@@ -3,8 +3,9 @@
 Plugins are found from (1) `marketsim.builtin`, (2) installed packages' entry points in the
 group ``marketsim`` (limit them with ``MARKETSIM_LOAD_PLUGINS=name1,name2``; an empty value
 loads none), and (3) the files or modules named in the experiment's ``plugins = [...]``
-(paths relative to the experiment file). A plugin that fails to load or raises inside a
-hook is reported by name and hook as a `PluginError`.
+(paths relative to the file that holds the ``plugins`` key, which may be a base file named
+by ``extends``; relative to the working directory when given with ``--set``). A plugin that
+fails to load or raises inside a hook is reported by name and hook as a `PluginError`.
 """
 
 from __future__ import annotations

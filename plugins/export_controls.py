@@ -27,10 +27,21 @@ __version__ = "1.0.0"
 TABLE = marketsim.TableSchema(
     doc="Close trade in one good from sellers in one region to buyers in another.",
     params={
-        "good": marketsim.Param(str, "accelerators", "the controlled good"),
-        "from_region": marketsim.Param(str, "us", "region of the sellers"),
-        "to_region": marketsim.Param(str, "asia", "region of the buyers"),
-        "start_step": marketsim.Param(int, 24, "first step of the control", "step", ge=0),
+        "good": marketsim.Param(
+            str,
+            "accelerators",
+            "the controlled good (a market of the experiment)",
+            source="scenario lever",
+        ),
+        "from_region": marketsim.Param(
+            str, "us", "region of the sellers ([graph] regions)", source="scenario lever"
+        ),
+        "to_region": marketsim.Param(
+            str, "asia", "region of the buyers ([graph] regions)", source="scenario lever"
+        ),
+        "start_step": marketsim.Param(
+            int, 24, "first step of the control", "step", ge=0, source="scenario lever"
+        ),
     },
 )
 
@@ -41,13 +52,29 @@ def marketsim_register_config_tables(register):
 
 
 @marketsim.hookimpl
+def marketsim_modify_graph(graph, experiment):
+    """Check the rule against the experiment before anything runs (a typo is an error)."""
+    rule = experiment["export_controls"]
+    regions = experiment["graph"]["regions"]
+    for key in ("from_region", "to_region"):
+        if rule[key] not in regions:
+            raise ValueError(
+                f"export_controls.{key}: must be one of {', '.join(map(repr, regions))}, "
+                f"got {rule[key]!r}"
+            )
+    if rule["good"] not in experiment["markets"]:
+        raise ValueError(
+            f"export_controls.good: must be one of "
+            f"{', '.join(map(repr, experiment['markets']))}, got {rule['good']!r}"
+        )
+
+
+@marketsim.hookimpl
 def marketsim_before_clear(model, market):
     rule = model.experiment["export_controls"]
     if market.name != rule["good"] or model.step_index < rule["start_step"]:
         return
     regions = model.experiment["graph"]["regions"]
-    if rule["from_region"] not in regions or rule["to_region"] not in regions:
-        return
     book = market.book
     seller_region = _regions(market.sellers, book.n_sellers)
     buyer_region = _regions(market.buyers, book.n_buyers)

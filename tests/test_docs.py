@@ -42,3 +42,17 @@ def test_ci_runs_the_readme_test_command():
     """.ci/run runs the same test command as the README."""
     script = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
     assert "pip install --quiet -e '.[test]' && pytest" in script
+
+
+def test_model_description_parameter_tables_are_current():
+    """Every parameter table in docs/model.md matches the schema it documents."""
+    from marketsim.experiment import collect_components
+    from marketsim.plugins import plugin_manager
+    from marketsim.schema_docs import parameter_table
+
+    text = (ROOT / "docs" / "model.md").read_text(encoding="utf-8")
+    components = collect_components(plugin_manager())
+    schemas = [*components.tables.values(), *(c.schema for c in components.sectors.values())]
+    schemas += [m.schema for m in components.mechanisms.values() if m.schema.params]
+    stale = [schema.doc for schema in schemas if parameter_table(schema) not in text]
+    assert not stale, f"regenerate these tables in docs/model.md: {stale}"

@@ -39,3 +39,26 @@ def test_control_table_is_validated():
         assert "did you mean 'start_step'" in error.line()
     else:
         raise AssertionError("the typo was accepted")
+
+
+def test_a_region_typo_stops_the_run_with_one_line(tmp_path):
+    """A region that is not in [graph] regions is reported before the run, naming the key."""
+    from click.testing import CliRunner
+
+    from marketsim.cli import cli
+
+    result = CliRunner().invoke(
+        cli,
+        [
+            "run",
+            str(EXPERIMENTS / "export_controls.toml"),
+            "--set",
+            'export_controls.to_region="mars"',
+            "--out",
+            str(tmp_path / "out"),
+        ],
+    )
+    assert result.exit_code == 2
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and "export_controls.to_region" in lines[0] and "'mars'" in lines[0]
+    assert not (tmp_path / "out").exists()

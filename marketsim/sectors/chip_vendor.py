@@ -19,10 +19,9 @@ class ChipVendor(EquipmentVendor):
         vendor_params(
             unit="accelerators",
             capacity=(
-                150_000.0,
-                "assumption: ~450k data-center accelerators a month in "
-                "2025 shared by 3 vendors (company reports: data center revenue "
-                "$115.2B a year / ~$27.5k per unit)",
+                100_000.0,
+                "assumption: ~3.6M accelerators a year from 3 vendors (CALIBRATION.md chips: "
+                "data center revenue $115.2B/yr incl. systems and networking, at ~$27.5k)",
             ),
             unit_cost=(
                 6_900.0,

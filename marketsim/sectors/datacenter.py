@@ -21,8 +21,9 @@ mean-one lognormal draw, ``plan_dispersion``), capped at what the shell
 built by delivery can power (plus ``strand_tolerance``). Accelerator orders =
 target fleet + retirements due within the horizon - fleet - on order; kits follow; shell MW
 is ordered for the construction horizon. Orders are scaled down to what the operator can
-fund (cash + debt room + equity offered, less a buffer of ``cash_buffer_months`` of
-costs), equipment first, then buildings.
+fund (`marketsim.finance.capex_budget`: cash + equity offered + ``planning_credit_share``
+of the debt room, less a buffer of ``cash_buffer_months`` of monthly cash costs),
+equipment first, then buildings; orders are cut again when placed if funding has shrunk.
 
 Price of compute (``pricing``): by default cost-plus, the full cost of an accelerator-hour
 (capex over useful lives, site operations and power, at target utilization) times
@@ -318,8 +319,13 @@ class Datacenter(Sector):
         self.shell_mw = np.full(n, p["initial_shell_mw"])
         build = p["construction_lead_months"]
         self.shell_pipeline = np.full((n, build), p["initial_under_construction_mw"] / build)
-        self.shell_book = self.shell_mw * p["build_cost_usd_per_mw"] * 0.5
-        self.shell_depreciation = self.shell_book / (p["building_life_months"] * 0.5)
+        # the built shell, half depreciated, plus the shell under construction (paid for)
+        built = self.shell_mw * p["build_cost_usd_per_mw"] * 0.5
+        building = self.shell_pipeline.sum(axis=1) * p["build_cost_usd_per_mw"]
+        self.shell_book = built + building
+        self.shell_depreciation = built / (p["building_life_months"] * 0.5) + (
+            building / p["building_life_months"]
+        )
         self.price = np.full(n, p["initial_price_usd_per_acc_hour"])
         sigma = p["plan_dispersion"]
         self.aggressiveness = np.exp(sigma * self.rng.standard_normal(n) - 0.5 * sigma**2)
@@ -333,6 +339,8 @@ class Datacenter(Sector):
         self.accelerator_order = np.zeros(n)
         self.kit_order = np.zeros(n)
         self.power_price_usd_per_mwh = 80.0
+        self.power_billed_hours = HOURS_PER_MONTH
+        """Hours of energy billed per MW contracted for a month (730 x the load factor)."""
         ledger = self.model.ledger
         ledger.open_balance(ledger.asset("accelerators"), self.accounts, self.fleet)
         ledger.open_balance(ledger.asset("network_kits"), self.accounts, self.kits)
@@ -430,6 +438,7 @@ class Datacenter(Sector):
                 "consumption",
             )
             if filled.sum() > 0:
+                self.power_billed_hours = market.billed_units_per_unit
                 self.power_price_usd_per_mwh = float(
                     outcome.buyer_value[block].sum() / filled.sum()
                 )
@@ -469,7 +478,12 @@ class Datacenter(Sector):
 
     def _update_price(self) -> None:
         p = self.params
-        power_cost = self.mw_per_accelerator * self.power_price_usd_per_mwh / p["availability"]
+        power_cost = (
+            self.mw_per_accelerator
+            * self.power_price_usd_per_mwh
+            * (self.power_billed_hours / HOURS_PER_MONTH)
+            / p["availability"]
+        )
         floor = np.full(self.count, power_cost)
         ceiling = np.full(self.count, max(p["max_price_usd_per_acc_hour"], power_cost))
         if p["pricing"] == "tatonnement":
@@ -564,7 +578,7 @@ class Datacenter(Sector):
             / p["useful_life_months"]
             + mw * p["build_cost_usd_per_mw"] / p["building_life_months"]
             + mw * p["site_opex_usd_per_mw_month"]
-            + mw * self.power_price_usd_per_mwh * HOURS_PER_MONTH
+            + mw * self.power_price_usd_per_mwh * self.power_billed_hours
         )
         return monthly / (HOURS_PER_MONTH * p["availability"] * p["target_utilization"])
 

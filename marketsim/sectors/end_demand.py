@@ -40,11 +40,12 @@ class EndDemand(Sector):
             ),
             "base_demand_mtokens_per_month": Param(
                 float,
-                1.5e9,
+                1.8e9,
                 "demand per segment at the reference price at the start",
                 "million tokens per month",
                 gt=0,
-                source="assumption: fills ~75% of the baseline fleet's token capacity",
+                source="assumption: 3 segments ask ~78% of the initial fleet's token capacity "
+                "(4M accelerators x 730 h x 0.95 x 2.5M tokens)",
             ),
             "reference_price_usd_per_mtoken": Param(
                 float,

@@ -172,6 +172,7 @@ class Inference(Sector):
         revenue = self.revenue
         self.pay(revenue * p["software_spend_share"], "wages", "opex")
         self.pay_overheads()
+        cost_per_mtoken = self.compute_price / self.efficiency  # this month's efficiency
         self.efficiency = self.efficiency * (
             1.0 + p["software_productivity"] * p["software_spend_share"]
         )
@@ -182,7 +183,6 @@ class Inference(Sector):
             - 1.0
         )
         self.growth_smoothed = np.clip(smooth(self.growth_smoothed, growth, 0.2), -0.5, 0.5)
-        cost_per_mtoken = self.compute_price / self.efficiency
         has_cost = cost_per_mtoken > 0
         target = markup_price(
             np.where(has_cost, cost_per_mtoken, self.price / (1.0 + p["markup"])),

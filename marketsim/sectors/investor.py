@@ -1,8 +1,8 @@
 """Investors: the capital market that values firms and supplies equity (the bubble engine).
 
 Fundamentalists value each firm from its expected cash flows:
-    F_i = max(0, cash_i - debt_i + 12 * NI_i / (discount_rate - long_run_growth))
-with NI_i the firm's smoothed monthly operating income (revenue - cost of goods - opex, as
+    F_i = max(0, cash_i - debt_i + 12 * E_i / (discount_rate - long_run_growth))
+with E_i the firm's smoothed monthly operating income (revenue - cost of goods - opex, as
 of the last closed month). The market's valuation of every AI firm
 is ``V_i = F_i * max(floor, 1 + x_t)``, where ``x_t`` is the market-wide deviation of prices
 from fundamentals, driven by the Brock–Hommes (1998) heterogeneous-beliefs map
@@ -166,7 +166,7 @@ class Investor(Sector):
             "earnings_smoothing": Param(
                 float,
                 0.1,
-                "weight of the latest month in smoothed net income",
+                "weight of the latest month in smoothed operating income and momentum",
                 "share",
                 gt=0,
                 le=1,

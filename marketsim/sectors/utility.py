@@ -9,8 +9,9 @@ notional demand in MW, K capacity in MW) and target reserve ``r*``:
     target = base_tariff * (1 + min(max_scarcity, scarcity_slope * max(0, r* - r) / r*))
     tariff = tariff + price_adjustment * (target - tariff), never below energy cost.
 Capacity rule: when capacity plus projects under construction fall short of
-``max(D * (1 + w * g) ** L, q * Q) * (1 + r*)`` (g: smoothed growth of total demand, w: how
-much of it planners extrapolate, L: lead time, Q: its share of the load data centers have
+``max(D * (1 + clip(w * g, 0, max_growth_per_month)) ** L, q * Q) * (1 + r*)`` (g: smoothed
+growth of total demand, w: how much of it planners extrapolate, so falling demand never
+shrinks plans; L: lead time, Q: its share of the load data centers have
 queued for connection — shells built and under construction — and q: how much of the queue
 it believes), order the shortfall (at most ``max_build_share_per_month`` of capacity a
 month, and no more than it can fund); it arrives after ``interconnection_lead_months`` and is

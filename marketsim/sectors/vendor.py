@@ -9,10 +9,11 @@ adjustment; and adds capacity after a lead time when demand runs above capacity.
 Price rule, per vendor and month:
     target = unit_cost * (1 + markup) * (1 + min(max_scarcity, scarcity_slope * max(0, D/K - 1)))
     price  = price + price_adjustment * (target - price)
-with D the smoothed notional demand and K the capacity. Capacity rule: when D/K > 1, order
-``K * min(max_expansion_per_month, expansion_response * (D/K - 1))`` units per month of new
-capacity, arriving after ``capacity_lead_months`` and paid now at
-``capacity_cost_usd_per_unit_month``; when D/K < 0.5, capacity shrinks by
+with D the smoothed notional demand and K the capacity. Capacity rule, with I = capacity plus
+capacity on order: when D/I > 1, order ``I * min(max_expansion_per_month,
+expansion_response * (D/I - 1))`` units per month of new capacity (no more than the vendor
+can fund), arriving after ``capacity_lead_months`` and paid now at
+``capacity_cost_usd_per_unit_month``; when D/I < 0.5, capacity shrinks by
 ``capacity_decay_per_month``.
 """
 
