@@ -23,7 +23,8 @@ target fleet + retirements due within the horizon - fleet - on order; kits follo
 is ordered for the construction horizon. Orders are scaled down to what the operator can
 fund (`marketsim.finance.capex_budget`: cash + equity offered + ``planning_credit_share``
 of the debt room, less a buffer of ``cash_buffer_months`` of monthly cash costs),
-equipment first, then buildings; orders are cut again when placed if funding has shrunk.
+kits for accelerators already installed first (they bring idle accelerators into service),
+then new equipment, then buildings; orders are cut again when placed if funding has shrunk.
 
 Price of compute (``pricing``): by default cost-plus, the full cost of an accelerator-hour
 (capex over useful lives, site operations and power, at target utilization) times
@@ -546,12 +547,22 @@ class Datacenter(Sector):
         shell_target = fleet_later * self.mw_per_accelerator
         shell = np.maximum(0.0, shell_target - self.shell_mw - self.shell_pipeline.sum(axis=1))
 
-        # funding: equipment first (it earns soonest), then buildings with what is left
+        # funding, in the order things earn: kits for accelerators already installed (a small
+        # outlay that brings idle accelerators into service), then new equipment, then
+        # buildings with what is left
         budget = capex_budget(self.model, self.rows)
-        equipment = accelerators * self._unit_prices() + kits * self._kit_price()
+        kit_price = self._kit_price()
+        missing = np.maximum(
+            0.0, self.fleet * p["kits_per_accelerator"] - self.kits - self.kit_pipeline.sum(axis=1)
+        )
+        missing = np.minimum(missing, kits)
+        missing_scale = affordable_share(budget, missing * kit_price)
+        budget = np.maximum(0.0, budget - missing * kit_price * missing_scale)
+        other_kits = kits - missing
+        equipment = accelerators * self._unit_prices() + other_kits * kit_price
         equipment_scale = affordable_share(budget, equipment)
         self.accelerator_order = accelerators * equipment_scale
-        self.kit_order = kits * equipment_scale
+        self.kit_order = missing * missing_scale + other_kits * equipment_scale
         budget = np.maximum(0.0, budget - equipment * equipment_scale)
         shell_order = shell * affordable_share(budget, shell * p["build_cost_usd_per_mw"])
         self.shell_pipeline[:, -1] += shell_order
