@@ -280,29 +280,24 @@ class Investor(Sector):
 
     def buy_shares(self, amounts: np.ndarray) -> None:
         """Pay ``amounts`` (USD per firm) for new shares, equally from every fund."""
-        ledger = self.model.ledger
-        exchange = ledger.account(EQUITY_MARKET)
-        total = float(amounts.sum())
-        cash = ledger.asset("cash")
-        flow = ledger.flows.EQUITY
-        ledger.transfer(
-            cash, self.accounts, exchange, np.full(self.count, total / self.count), flow
-        )
-        ledger.transfer(cash, exchange, np.arange(len(amounts)), amounts, flow)
-        ledger.sweep_rounding(exchange, total)
+        self._through_exchange(amounts, to_firms=True, flow=self.model.ledger.flows.EQUITY)
         self.model.firms.equity_raised += amounts
 
     def receive_dividends(self, amounts: np.ndarray) -> None:
         """Collect ``amounts`` (USD per firm) of dividends, shared equally by the funds."""
+        self._through_exchange(amounts, to_firms=False, flow=self.model.ledger.flows.DIVIDEND)
+
+    def _through_exchange(self, amounts: np.ndarray, to_firms: bool, flow: int) -> None:
+        """Move cash between the funds (equal parts) and the firms via the equity market."""
         ledger = self.model.ledger
         exchange = ledger.account(EQUITY_MARKET)
-        total = float(amounts.sum())
         cash = ledger.asset("cash")
-        flow = ledger.flows.DIVIDEND
-        ledger.transfer(cash, np.arange(len(amounts)), exchange, amounts, flow)
-        ledger.transfer(
-            cash, exchange, self.accounts, np.full(self.count, total / self.count), flow
-        )
+        total = float(amounts.sum())
+        funds_leg = (self.accounts, np.full(self.count, total / self.count))
+        firms_leg = (np.arange(len(amounts)), amounts)
+        first, second = (funds_leg, firms_leg) if to_firms else (firms_leg, funds_leg)
+        ledger.transfer(cash, first[0], exchange, first[1], flow)
+        ledger.transfer(cash, exchange, second[0], second[1], flow)
         ledger.sweep_rounding(exchange, total)
 
     def firm_state(self) -> dict[str, np.ndarray]:
