@@ -207,10 +207,6 @@ class Ledger:
                     self.flows.ROUNDING,
                 )
 
-    def flow_total_out(self, flow: int, asset: int = 0) -> np.ndarray:
-        """This step's amount paid out under ``flow`` per account (cash by default)."""
-        return self.flow_out[asset, flow]
-
     def flow_total_in(self, flow: int, asset: int = 0) -> np.ndarray:
         """This step's amount received under ``flow`` per account (cash by default)."""
         return self.flow_in[asset, flow]

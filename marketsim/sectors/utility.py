@@ -296,12 +296,6 @@ class Utility(Sector):
         self.asset_book += capex
         self.asset_depreciation += capex / p["asset_life_months"]
 
-    def reserve_margin(self) -> np.ndarray:
-        """Spare capacity share ``1 - sold / capacity`` this month."""
-        return 1.0 - np.divide(
-            self.sold, self.capacity_mw, out=np.ones(self.count), where=self.capacity_mw > 0
-        )
-
     def on_default(self, defaulted) -> None:
         self.capacity_mw[defaulted] = 0.0
         self.capacity_pipeline[defaulted] = 0.0
