@@ -79,8 +79,11 @@ class Results:
         """
         target = Path(directory).resolve()
         check_writable(target, overwrite)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
+        except OSError as error:
+            raise ResultsError(f"{target}: cannot write results: {error.strerror}") from None
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(staging, 0o777 & ~umask)
@@ -90,6 +93,9 @@ class Results:
             text = json.dumps(self.manifest, indent=2, sort_keys=False, allow_nan=False)
             (staging / MANIFEST).write_text(text + "\n", encoding="utf-8")
             _replace_directory(staging, target)
+        except OSError as error:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise ResultsError(f"{target}: cannot write results: {error.strerror}") from None
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
@@ -110,6 +116,13 @@ class Results:
 
 def check_writable(target: Path, overwrite: bool) -> None:
     """Refuse early when ``target`` cannot take results (before anything runs)."""
+    existing = target if target.exists() else target.parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise ResultsError(
+            f"{target}: cannot write results there ({existing} is not a writable directory)"
+        )
     if target.exists() and not target.is_dir():
         raise ResultsError(f"{target}: exists and is not a directory")
     if target.is_dir() and any(target.iterdir()):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -72,7 +73,7 @@ def test_failed_write_leaves_nothing(tmp_path, monkeypatch):
     """A write failing at the second table leaves no target and no hidden partial directory."""
     failing_on_call(monkeypatch, 2)
     target = tmp_path / "results" / "run1"
-    with pytest.raises(OSError, match="No space left"):
+    with pytest.raises(ResultsError, match="cannot write results: No space left"):
         small_results().write(target)
     assert not target.exists()
     assert hidden(target.parent) == []
@@ -84,7 +85,7 @@ def test_failed_overwrite_keeps_old_results(tmp_path, monkeypatch):
     small_results(seed=1).write(target)
     before = file_bytes(target)
     failing_on_call(monkeypatch, 2)
-    with pytest.raises(OSError):
+    with pytest.raises(ResultsError):
         small_results(seed=2).write(target, overwrite=True)
     assert file_bytes(target) == before
     assert hidden(tmp_path) == []
@@ -173,3 +174,19 @@ def test_firms_absent_without_firm_level(tmp_path):
         "markets.parquet",
         "sectors.parquet",
     ]
+
+
+def test_output_under_a_file_is_refused_before_running(tmp_path):
+    """--out inside a regular file is one line, exit 2, and nothing runs or is written."""
+    from click.testing import CliRunner
+
+    from marketsim.cli import cli
+
+    blocker = tmp_path / "afile"
+    blocker.write_text("x")
+    baseline = Path(__file__).resolve().parent.parent / "experiments" / "baseline.toml"
+    result = CliRunner().invoke(cli, ["run", str(baseline), "--out", str(blocker / "sub")])
+    assert result.exit_code == 2
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and "cannot write results there" in lines[0]
+    assert blocker.read_text() == "x"
