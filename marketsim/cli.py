@@ -90,8 +90,15 @@ def main(args: list[str] | None = None) -> None:
 @click.option("--steps", type=click.IntRange(min=1), help="Override experiment.steps.")
 @SET_OPTION
 @click.option("--overwrite", is_flag=True, help="Replace existing results in the directory.")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Processes to run replications in (same results, faster with several).",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary.")
-def run(file, out, seed, steps, sets, overwrite, quiet):
+def run(file, out, seed, steps, sets, overwrite, workers, quiet):
     """Run the experiment FILE and write its results."""
     with user_errors():
         experiment = load_experiment(file, _overrides(sets, seed, steps))
@@ -103,7 +110,7 @@ def run(file, out, seed, steps, sets, overwrite, quiet):
         with click.progressbar(
             length=total, label=f"{experiment.name}", file=sys.stderr, hidden=not show_bar
         ) as bar:
-            results = run_experiment(experiment, progress=bar.update)
+            results = run_experiment(experiment, progress=bar.update, workers=workers)
         written = results.write(target, overwrite=overwrite)
         if not quiet:
             click.echo(_summary(results, written))

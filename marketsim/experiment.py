@@ -169,6 +169,7 @@ class Experiment:
         sha256: hash of the canonical JSON of ``config``.
         manager: the plugin manager with the experiment's plugins loaded.
         components: what the plugins registered.
+        overrides: the ``--set`` overrides it was loaded with (to load it again elsewhere).
     """
 
     config: dict[str, Any]
@@ -176,6 +177,7 @@ class Experiment:
     sha256: str
     manager: PluginManager
     components: Components
+    overrides: list[str] = field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -246,7 +248,9 @@ def load_experiment(path: str | Path, overrides: list[str] | tuple[str, ...] = (
             raise ExperimentError(
                 message, origins.get(f"agents.{name}.{key}", source), f"agents.{name}.{key}"
             )
-    return Experiment(config, source, experiment_sha256(config), manager, components)
+    return Experiment(
+        config, source, experiment_sha256(config), manager, components, list(overrides)
+    )
 
 
 RESERVED_COLUMNS = ("replication", "step", "sector", "market", "firm", "region")

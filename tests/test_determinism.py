@@ -102,3 +102,13 @@ def test_equal_experiments_written_differently_share_a_hash(write_experiment, ba
     other = marketsim.load_experiment(spelled)
     assert other.config == config
     assert other.sha256 == plain.sha256
+
+
+def test_worker_processes_give_the_same_tables(short_baseline):
+    """Replications run over two worker processes equal the same run in one process."""
+    overrides = ["experiment.replications=2"]
+    experiment = marketsim.load_experiment(short_baseline, overrides)
+    alone = marketsim.run(experiment)
+    pooled = marketsim.run(experiment, workers=2)
+    for name, frame in alone.tables.items():
+        pd.testing.assert_frame_equal(frame, pooled.tables[name], check_exact=True)
