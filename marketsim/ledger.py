@@ -90,6 +90,7 @@ class Ledger:
         market_accounts: Sequence[int],
     ):
         self.account_names = list(account_names)
+        self._account_index = {name: i for i, name in enumerate(self.account_names)}
         self.asset_names = list(asset_names)
         self._asset_index = {name: i for i, name in enumerate(self.asset_names)}
         self.market_accounts = np.asarray(market_accounts, dtype=np.int64)
@@ -105,7 +106,7 @@ class Ledger:
 
     def account(self, name: str) -> int:
         """Index of the account called ``name``."""
-        return self.account_names.index(name)
+        return self._account_index[name]
 
     def asset(self, name: str) -> int:
         """Index of the asset called ``name``."""
