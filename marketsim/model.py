@@ -189,15 +189,17 @@ class SupplyChainModel(mesa.Model):
             [(s.name, start, count) for s, start, count in sellers.sectors],
             [(s.name, start, count) for s, start, count in buyers.sectors],
         )
-        market = Market(spec, mechanism, params, sellers, buyers, indptr, edge_seller, account)
         flows = self.ledger.flows
-        market.buyer_flows = np.concatenate(
+        buyer_flows = np.concatenate(
             [
                 np.full(count, getattr(flows, s.purchase_flows.get(good, "cost_of_goods").upper()))
                 for s, _, count in buyers.sectors
             ]
             or [np.zeros(0, dtype=np.int64)]
         ).astype(np.int64)
+        market = Market(
+            spec, mechanism, params, sellers, buyers, indptr, edge_seller, account, buyer_flows
+        )
         return market
 
     def _participants(self, condition) -> MarketParticipants:
@@ -256,7 +258,7 @@ class SupplyChainModel(mesa.Model):
         call_hook(self.manager, "marketsim_after_clear", model=self, market=market, outcome=outcome)
         for sector, start, count in market.sellers.sectors:
             self._act(sector, "on_sold", market, outcome, slice(start, start + count))
-        market.settle(self.ledger, market.buyer_flows)
+        market.settle(self.ledger)
         for sector, start, count in market.buyers.sectors:
             self._act(sector, "on_bought", market, outcome, slice(start, start + count))
 

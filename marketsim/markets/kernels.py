@@ -476,39 +476,8 @@ def call_auction(bid_price, bid_quantity, ask_price, ask_quantity):
     marginal_ask = ask_price[asks[k]]
 
     # Fills: better levels in full, the marginal level pro rata, worse levels nothing.
-    better = 0.0
-    at_level = 0.0
-    for k in range(n_bids):
-        p = bid_price[bids[k]]
-        if p > marginal_bid:
-            better += bid_quantity[bids[k]]
-        elif p == marginal_bid:
-            at_level += bid_quantity[bids[k]]
-    share = min(1.0, max(0.0, traded - better) / at_level)
-    for k in range(n_bids):
-        idx = bids[k]
-        p = bid_price[idx]
-        if p > marginal_bid:
-            bid_fill[idx] = bid_quantity[idx]
-        elif p == marginal_bid:
-            bid_fill[idx] = bid_quantity[idx] * share
-
-    better = 0.0
-    at_level = 0.0
-    for k in range(n_asks):
-        p = ask_price[asks[k]]
-        if p < marginal_ask:
-            better += ask_quantity[asks[k]]
-        elif p == marginal_ask:
-            at_level += ask_quantity[asks[k]]
-    share = min(1.0, max(0.0, traded - better) / at_level)
-    for k in range(n_asks):
-        idx = asks[k]
-        p = ask_price[idx]
-        if p < marginal_ask:
-            ask_fill[idx] = ask_quantity[idx]
-        elif p == marginal_ask:
-            ask_fill[idx] = ask_quantity[idx] * share
+    _fill_levels(bids, bid_price, bid_quantity, marginal_bid, traded, 1.0, bid_fill)
+    _fill_levels(asks, ask_price, ask_quantity, marginal_ask, traded, -1.0, ask_fill)
 
     # Price: the middle of [max(a_m, b_out), min(b_m, a_out)]; the first order in book order
     # that is not completely filled is the best one left.
@@ -531,3 +500,28 @@ def call_auction(bid_price, bid_quantity, ask_price, ask_quantity):
     low = max(marginal_ask, bid_out)
     high = min(marginal_bid, ask_out)
     return 0.5 * (low + high), traded, bid_fill, ask_fill
+
+
+@njit(cache=True)
+def _fill_levels(orders, price, quantity, marginal, traded, better_sign, fill):
+    """Fill one side of an auction in place: price levels better than ``marginal`` in full,
+    the marginal level pro rata to what is left of ``traded``, worse levels not at all.
+
+    ``better_sign`` is +1 for bids (a higher price is better) and -1 for asks (lower).
+    """
+    better = 0.0
+    at_level = 0.0
+    for k in range(orders.shape[0]):
+        p = price[orders[k]]
+        if better_sign * p > better_sign * marginal:
+            better += quantity[orders[k]]
+        elif p == marginal:
+            at_level += quantity[orders[k]]
+    share = min(1.0, max(0.0, traded - better) / at_level)
+    for k in range(orders.shape[0]):
+        idx = orders[k]
+        p = price[idx]
+        if better_sign * p > better_sign * marginal:
+            fill[idx] = quantity[idx]
+        elif p == marginal:
+            fill[idx] = quantity[idx] * share

@@ -150,13 +150,6 @@ class MarketParticipants:
     sectors: list[tuple[Any, int, int]]
     accounts: np.ndarray
 
-    def block(self, sector) -> slice:
-        """The slice of market indices held by ``sector``."""
-        for candidate, start, count in self.sectors:
-            if candidate is sector:
-                return slice(start, start + count)
-        raise KeyError(sector.name)
-
 
 class Market:
     """One good's market: participants, buffers, mechanism and settlement.
@@ -170,6 +163,7 @@ class Market:
         buyer_indptr: CSR row pointer of the supply edges over buyers.
         edge_seller: seller index of each edge.
         account: the market's own ledger account (a clearing house; zero after settlement).
+        buyer_flows: P&L flow code of each buyer's payment (cost of goods, capex, ...).
     """
 
     def __init__(
@@ -182,6 +176,7 @@ class Market:
         buyer_indptr: np.ndarray,
         edge_seller: np.ndarray,
         account: int,
+        buyer_flows: np.ndarray,
     ):
         self.good = good
         self.name = good.name
@@ -190,6 +185,7 @@ class Market:
         self.sellers = sellers
         self.buyers = buyers
         self.account = account
+        self.buyer_flows = buyer_flows
         n_sellers = len(sellers.accounts)
         n_buyers = len(buyers.accounts)
         self.book = MarketBook(
@@ -217,7 +213,7 @@ class Market:
         self.outcome = outcome
         return outcome
 
-    def settle(self, ledger: Ledger, buyer_flows: np.ndarray) -> None:
+    def settle(self, ledger: Ledger) -> None:
         """Move goods and cash for the current outcome through the ledger.
 
         Goods go seller -> market -> buyer; cash goes buyer -> market -> seller, each leg
@@ -225,7 +221,6 @@ class Market:
 
         Args:
             ledger: the model's ledger.
-            buyer_flows: P&L flow code of each buyer's payment (e.g. cost of goods, capex).
         """
         outcome = self.outcome
         good = ledger.asset(self.name)
@@ -235,7 +230,7 @@ class Market:
         ledger.transfer(good, self.account, self.buyers.accounts, outcome.buyer_filled, flows.BUY)
         billed = self.billed_units_per_unit
         paid = outcome.buyer_value * billed
-        ledger.transfer_flows(cash, self.buyers.accounts, self.account, paid, buyer_flows)
+        ledger.transfer_flows(cash, self.buyers.accounts, self.account, paid, self.buyer_flows)
         received = outcome.seller_value * billed
         ledger.transfer(cash, self.account, self.sellers.accounts, received, flows.REVENUE)
         volume = float(paid.sum() + outcome.seller_sold.sum() + 1.0)

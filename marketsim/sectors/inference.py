@@ -115,11 +115,10 @@ class Inference(Sector):
         n = self.count
         self.efficiency = np.full(n, p["tokens_per_acc_hour_millions"])
         self.price = np.full(n, p["initial_price_usd_per_mtoken"])
-        self.demand_smoothed = np.zeros(n)
+        self.demand_smoothed = self._initial_token_demand()
         self.growth_smoothed = np.zeros(n)
         self.compute_bought = np.zeros(n)
         self.compute_price = np.zeros(n)
-        self.started = False
 
     def observe(self, step: int) -> None:
         p = self.params
@@ -128,9 +127,6 @@ class Inference(Sector):
 
     def bid(self, market, block) -> None:
         p = self.params
-        if not self.started:
-            self.demand_smoothed = self._initial_token_demand()
-            self.started = True
         expected = self.demand_smoothed * (1.0 + self.growth_smoothed)
         compute = expected / self.efficiency * (1.0 + p["compute_buffer"])
         market.book.buyer_demand[block] = np.where(self.alive, compute, 0.0)
