@@ -188,6 +188,12 @@ class Experiment:
         """Sectors present in the experiment, in registration order."""
         return [name for name in self.components.sectors if name in self.config["agents"]]
 
+    @property
+    def graph_seed(self) -> int:
+        """Seed of the supply graph: ``[graph] seed``, or ``experiment.seed`` when it is -1."""
+        seed = self.config["graph"]["seed"]
+        return self.config["experiment"]["seed"] if seed < 0 else seed
+
     def supply_graph(self) -> nx.DiGraph:
         """The supply graph built from ``[graph]`` and the seed, after plugins modified it."""
         present = self.sector_names()
@@ -197,7 +203,7 @@ class Experiment:
             {name: classes[name].sells for name in present},
             {name: classes[name].buys for name in present},
             self.config["graph"],
-            self.config["experiment"]["seed"],
+            self.graph_seed,
         )
         call_hook(self.manager, "marketsim_modify_graph", graph=graph, experiment=self.config)
         return graph

@@ -60,6 +60,15 @@ GRAPH_TABLE = TableSchema(
             "controls); sellers in from_region may not sell the good to buyers in to_region",
             item_kind=dict,
         ),
+        "seed": Param(
+            int,
+            -1,
+            "seed of the supply graph; -1 uses experiment.seed (studies set it to keep one "
+            "graph across replications, or leave it so each replication draws its own)",
+            ge=-1,
+            le=2**63 - 1,
+            source="assumption",
+        ),
     },
 )
 
