@@ -66,7 +66,7 @@ GRAPH_TABLE = TableSchema(
             "seed of the supply graph; -1 uses experiment.seed (studies set it to keep one "
             "graph across replications, or leave it so each replication draws its own)",
             ge=-1,
-            le=2**63 - 1,
+            le=10**18,
             source="assumption",
         ),
     },

@@ -7,6 +7,7 @@ documentation cannot drift from the code.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from marketsim.experiment import collect_components
@@ -104,5 +105,56 @@ def render() -> str:
     return "\n".join(parts)
 
 
+TABLE_HEADER = "| key | type | unit | default | valid | meaning | source |"
+
+
+def documented_schemas() -> list[TableSchema]:
+    """Every built-in schema with parameters: top-level tables, sectors, mechanisms."""
+    components = collect_components(plugin_manager())
+    schemas = [*components.tables.values(), *(c.schema for c in components.sectors.values())]
+    return schemas + [m.schema for m in components.mechanisms.values() if m.schema.params]
+
+
+def update_parameter_tables(text: str, schemas: list[TableSchema]) -> str:
+    """``text`` (Markdown) with every parameter table regenerated from its schema.
+
+    A table is matched to the schema sharing most of its keys (at least half of them), so
+    docs/model.md can keep tables beside its prose and stay current when a schema changes.
+    """
+    lines = text.split("\n")
+    out: list[str] = []
+    index = 0
+    while index < len(lines):
+        if lines[index] != TABLE_HEADER:
+            out.append(lines[index])
+            index += 1
+            continue
+        end = index + 2
+        while end < len(lines) and lines[end].startswith("| `"):
+            end += 1
+        rows = lines[index + 2 : end]
+        keys = {row.split("`")[1] for row in rows}
+
+        def likeness(schema: TableSchema) -> tuple[int, int]:
+            same_rows = set(rows) & set(parameter_table(schema).split("\n"))
+            return len(keys & set(schema.params)), len(same_rows)
+
+        best = max(schemas, key=likeness, default=None)
+        if best is not None and 2 * len(keys & set(best.params)) >= len(keys):
+            out.extend(parameter_table(best).rstrip("\n").split("\n"))
+        else:
+            out.extend(lines[index:end])
+        index = end
+    return "\n".join(out)
+
+
 if __name__ == "__main__":
-    print(render(), end="")
+    import sys
+
+    if sys.argv[1:2] == ["--update"]:
+        for name in sys.argv[2:]:
+            path = Path(name)
+            new = update_parameter_tables(path.read_text(encoding="utf-8"), documented_schemas())
+            path.write_text(new, encoding="utf-8")
+    else:
+        print(render(), end="")
