@@ -135,17 +135,19 @@ def update_parameter_tables(text: str, schemas: list[TableSchema]) -> str:
         rows = lines[index + 2 : end]
         keys = {row.split("`")[1] for row in rows}
 
-        def likeness(schema: TableSchema) -> tuple[int, int]:
-            same_rows = set(rows) & set(parameter_table(schema).split("\n"))
-            return len(keys & set(schema.params)), len(same_rows)
-
-        best = max(schemas, key=likeness, default=None)
+        best = max(schemas, key=lambda schema: _likeness(schema, rows, keys), default=None)
         if best is not None and 2 * len(keys & set(best.params)) >= len(keys):
             out.extend(parameter_table(best).rstrip("\n").split("\n"))
         else:
             out.extend(lines[index:end])
         index = end
     return "\n".join(out)
+
+
+def _likeness(schema: TableSchema, rows: list[str], keys: set[str]) -> tuple[int, int]:
+    """How well a documented table matches ``schema``: shared keys, then identical rows."""
+    same_rows = set(rows) & set(parameter_table(schema).split("\n"))
+    return len(keys & set(schema.params)), len(same_rows)
 
 
 if __name__ == "__main__":
