@@ -1,14 +1,22 @@
 """The command line: ``marketsim run | validate | graph | plugins``.
 
 Nothing economic lives here. Every error a user can cause is shown as one line on stderr
-with exit code 2 and no traceback; nothing is written unless the whole run succeeded.
+(newlines and control characters in it escaped as ``\\n`` and so on) with exit code 2 and no
+traceback; nothing is written unless the whole run succeeded. ``run`` checks, locks and
+prepares its results directory before the run starts (see `marketsim.results`), so a target
+that cannot take the results is refused at once. Ctrl-C exits 130 and SIGTERM (``timeout``, a
+batch scheduler) 143, both with ``interrupted: nothing was written`` and nothing left behind;
+if the signal arrives while the results are being put in place it takes effect once they are,
+and the line says where they were written.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import tempfile
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -21,24 +29,51 @@ from marketsim.errors import MarketsimError
 from marketsim.experiment import load_experiment
 from marketsim.plugins import plugin_infos
 from marketsim.plugins import plugin_manager
-from marketsim.results import check_writable
+from marketsim.results import one_line
+from marketsim.results import results_target
 from marketsim.runner import run as run_experiment
 
 USER_ERROR = 2
+INTERRUPTED = 130
+TERMINATED = 143
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled like Ctrl-C (exit code 143 instead of 130)."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated()
+
+
+class _Written:
+    """Where a run's results were put, once they are (for the interrupt message)."""
+
+    target = None
 
 
 @contextmanager
 def user_errors():
-    """Show a user error as one line and exit 2; an interrupt exits 130."""
+    """Show a user error as one line and exit 2; an interrupt exits 130 (SIGTERM: 143)."""
+    written = _Written()
     try:
-        yield
+        yield written
     except MarketsimError as error:
         line = error.line() if isinstance(error, ExperimentError) else str(error)
-        click.echo(f"error: {line}", err=True)
+        _error_line(f"error: {line}")
         sys.exit(USER_ERROR)
-    except KeyboardInterrupt:
-        click.echo("interrupted: nothing was written", err=True)
-        sys.exit(130)
+    except KeyboardInterrupt as interrupt:
+        target = written.target
+        if target is not None and target.committed:
+            _error_line(f"interrupted: results were written to {target.path}")
+        else:
+            _error_line("interrupted: nothing was written")
+        sys.exit(TERMINATED if isinstance(interrupt, Terminated) else INTERRUPTED)
+
+
+def _error_line(text: str) -> None:
+    """Print ``text`` as exactly one line on stderr."""
+    click.echo(one_line(text), err=True)
 
 
 def _overrides(sets: tuple[str, ...], seed: int | None, steps: int | None) -> list[str]:
@@ -66,16 +101,26 @@ def cli():
 
 
 def main(args: list[str] | None = None) -> None:
-    """Entry point: click's own usage errors are shown as one line too, with exit code 2."""
+    """Entry point: click's own usage errors are shown as one line too, with exit code 2.
+
+    SIGTERM raises `Terminated` (a KeyboardInterrupt) for the duration, so it is handled
+    exactly like Ctrl-C.
+    """
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _raise_terminated) if in_main_thread else None
     try:
         code = cli.main(args=args, prog_name="marketsim", standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("interrupted: nothing was written", err=True)
-        sys.exit(130)
+    except click.exceptions.Abort as abort:
+        _error_line("interrupted: nothing was written")
+        terminated = isinstance(abort.__cause__ or abort.__context__, Terminated)
+        sys.exit(TERMINATED if terminated else INTERRUPTED)
     except click.ClickException as error:
         context = f"{error.ctx.command_path}: " if getattr(error, "ctx", None) else ""
-        click.echo(f"error: {context}{error.format_message()}", err=True)
+        _error_line(f"error: {context}{error.format_message()}")
         sys.exit(error.exit_code)
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
     sys.exit(code or 0)
 
 
@@ -100,20 +145,21 @@ def main(args: list[str] | None = None) -> None:
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary.")
 def run(file, out, seed, steps, sets, overwrite, workers, quiet):
     """Run the experiment FILE and write its results."""
-    with user_errors():
+    with user_errors() as written:
         experiment = load_experiment(file, _overrides(sets, seed, steps))
         config = experiment.config
-        target = out or Path(config["output"]["dir"] or Path("results") / experiment.name)
-        check_writable(target, overwrite)
-        total = config["experiment"]["steps"] * config["experiment"]["replications"]
-        show_bar = not quiet and sys.stderr.isatty()
-        with click.progressbar(
-            length=total, label=f"{experiment.name}", file=sys.stderr, hidden=not show_bar
-        ) as bar:
-            results = run_experiment(experiment, progress=bar.update, workers=workers)
-        written = results.write(target, overwrite=overwrite)
+        out = out or Path(config["output"]["dir"] or Path("results") / experiment.name)
+        with results_target(out, overwrite, experiment_name=experiment.name) as target:
+            written.target = target
+            total = config["experiment"]["steps"] * config["experiment"]["replications"]
+            show_bar = not quiet and sys.stderr.isatty()
+            with click.progressbar(
+                length=total, label=f"{experiment.name}", file=sys.stderr, hidden=not show_bar
+            ) as bar:
+                results = run_experiment(experiment, progress=bar.update, workers=workers)
+            target.write(results)
         if not quiet:
-            click.echo(_summary(results, written))
+            click.echo(_summary(results, target.path))
 
 
 def _summary(results, written: Path) -> str:
@@ -121,7 +167,7 @@ def _summary(results, written: Path) -> str:
     last = sectors[sectors["step"] == sectors["step"].max()]
     last = last[last["replication"] == 0]
     lines = [
-        f"wrote {written}/: "
+        f"wrote {one_line(str(written))}/: "
         + ", ".join(sorted(f"{name}.parquet" for name in results.tables))
         + ", manifest.json",
         f"final step {int(last['step'].max())} (replication 0), by sector:",

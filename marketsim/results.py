@@ -1,22 +1,58 @@
-"""Results: tidy tables plus a manifest, written atomically.
+"""Results: tidy tables and a manifest, written without destroying what marketsim did not write.
 
 A results directory holds ``manifest.json`` (resolved experiment, its sha256, seeds, times,
-versions of every library and plugin, column units), ``sectors.parquet``,
+versions of every library and plugin, column units, rows of each table), ``sectors.parquet``,
 ``markets.parquet``, ``chain.parquet`` and, with ``[output] firm_level = true``,
 ``firms.parquet``. Undefined ratios are null; no NaN or inf is written.
 
-Writing goes to a hidden temporary directory beside the target, which is renamed into place
-only when every file is complete, so an interrupted run leaves nothing half-written. Existing
-results are never replaced unless asked (``overwrite=True``), and a directory that is not a
-results directory is never replaced.
+Writing (`results_target`, which the CLI holds around run and write; `Results.write` for the
+Python API) promises:
+
+* **Ownership.** marketsim owns the names in `RESULT_FILES` (a caller may pass its own set,
+  ``owned``; a name ending in ``/`` is a dataset directory holding only ``*.parquet`` parts and
+  partition directories). A target holding anything else is refused, naming the first foreign
+  entry (sorted), with or without ``overwrite``. ``overwrite`` replaces only results of the
+  same experiment (the old manifest's ``experiment.experiment.name``): results of another
+  experiment are refused, naming it (choose another --out, or delete them yourself), so an
+  ``[output] dir`` inherited from a shared base file cannot replace a sibling's results.
+  Owned names without a manifest are what a kill while filling an empty directory leaves:
+  refused without ``overwrite``, replaced with it. Retired results are deleted name by name
+  (manifest first); anything foreign found there is left, with a warning on stderr.
+* **Either old or new complete results, at every instant.** Tables and manifest go into a
+  hidden staging directory beside the target, ``.NAME.partial-PID-XXXXXXXX``, and are put in
+  place by renames: a new target is one no-replace rename; an existing empty directory (e.g.
+  ``--out .``) keeps its identity and gets the files moved in, manifest last; existing results
+  are swapped with the staged ones in one step by Linux ``renameat2(RENAME_EXCHANGE)``. Where
+  the exchange is unavailable (another OS, or the file system answers EINVAL, ENOSYS or
+  EOPNOTSUPP) the target is first renamed to ``.NAME.old-PID-XXXXXXXX`` and the staging
+  directory then to the target; a kill between the two leaves no target, and the next run to
+  that target renames the old results back before anything else. Results in the working
+  directory are not replaced (that would move the shell's directory away): refused. Ctrl-C and
+  SIGTERM arriving during the renames take effect once they are done. Staged files are
+  fsynced before the swap (about 0.1 s a run), so a power cut cannot leave a directory that
+  looks complete but holds empty files.
+* **One writer per target.** ``.NAME.lock`` beside the target is locked (``flock``,
+  exclusive, non-blocking) from before the run until the write ends, then removed; another
+  run to the same target fails at once, naming the holder's pid. Under the lock, staging and
+  retired siblings of killed runs (process gone) are cleaned up: owned names only.
+* **Every check that can be made before the run is made before it**: the nearest existing
+  ancestor is a writable directory, each missing path component fits the file system's
+  NAME_MAX, missing parents are created, the lock file and the staging directory are created
+  (so a read-only or virtual file system such as /sys refuses at once), ownership and
+  experiment name are checked. Directories created here are removed again if the run or the
+  write fails. Ownership is checked again just before the swap.
+
+Sibling names are built from NAME, shortened with a hash when it is long, so every NAME the
+file system takes works. Without ``fcntl`` (Windows) there is no lock.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
+from collections.abc import Collection
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +61,16 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from marketsim import resultsdir
 from marketsim.errors import ResultsError
+from marketsim.resultsdir import MANIFEST
+from marketsim.resultsdir import one_line
 
-MANIFEST = "manifest.json"
 TABLE_NAMES = ("sectors", "markets", "chain", "firms")
+RESULT_FILES = frozenset({MANIFEST, *(f"{name}.parquet" for name in TABLE_NAMES)})
+"""The names marketsim writes in a results directory (and so may delete on --overwrite)."""
+
+__all__ = ["MANIFEST", "RESULT_FILES", "Results", "ResultsTarget", "one_line", "results_target"]
 
 
 class Results:
@@ -63,43 +105,28 @@ class Results:
         """One row per (replication, step, firm), if firm-level output was asked for."""
         return self.tables.get("firms")
 
+    @property
+    def experiment_name(self) -> str | None:
+        """The experiment's name as the manifest records it, if it does."""
+        return _experiment_name(self.manifest)
+
     def write(self, directory: str | Path, overwrite: bool = False) -> Path:
-        """Write the results atomically into ``directory``.
+        """Write the results into ``directory`` (see the module docstring for the promises).
 
         Args:
             directory: where the results go; created with its parents.
-            overwrite: replace existing results there.
+            overwrite: replace results of the same experiment there.
 
         Returns:
-            The directory written.
+            The directory written (absolute).
 
         Raises:
-            ResultsError: results exist and ``overwrite`` is false, or the directory holds
-                something other than results.
+            ResultsError: results exist and ``overwrite`` is false; the directory holds
+                something marketsim did not write, or results of another experiment; another
+                run is writing there; or the file system refused.
         """
-        target = Path(directory).resolve()
-        check_writable(target, overwrite)
-        try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
-        except OSError as error:
-            raise ResultsError(f"{target}: cannot write results: {error.strerror}") from None
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(staging, 0o777 & ~umask)
-        try:
-            for name, frame in self.tables.items():
-                _write_parquet(frame, staging / f"{name}.parquet", name)
-            text = json.dumps(self.manifest, indent=2, sort_keys=False, allow_nan=False)
-            (staging / MANIFEST).write_text(text + "\n", encoding="utf-8")
-            _replace_directory(staging, target)
-        except OSError as error:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise ResultsError(f"{target}: cannot write results: {error.strerror}") from None
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
-        return target
+        with results_target(directory, overwrite, experiment_name=self.experiment_name) as target:
+            return target.write(self)
 
     @classmethod
     def read(cls, directory: str | Path) -> Results:
@@ -114,28 +141,315 @@ class Results:
         return cls(tables, manifest)
 
 
-def check_writable(target: Path, overwrite: bool) -> None:
-    """Refuse early when ``target`` cannot take results (before anything runs)."""
-    existing = target if target.exists() else target.parent
-    while not existing.exists() and existing != existing.parent:
+@contextmanager
+def results_target(
+    directory: str | Path,
+    overwrite: bool = False,
+    *,
+    experiment_name: str | None = None,
+    owned: Collection[str] = RESULT_FILES,
+) -> Iterator[ResultsTarget]:
+    """Check, lock and prepare ``directory`` for results; yield it for `ResultsTarget.write`.
+
+    Every check that can be made before a run is made on entering (see the module
+    docstring); the lock is held until the block ends. If the block ends without a write,
+    or the write fails, nothing stays behind: no staging directory, no lock file, no parent
+    directory created here.
+
+    Args:
+        directory: the results directory.
+        overwrite: replace results of the same experiment there.
+        experiment_name: the name of the experiment about to be written (None: not checked).
+        owned: the names marketsim may write and delete in the directory.
+
+    Raises:
+        ResultsError: the target cannot take the results (one line naming why).
+    """
+    target = ResultsTarget(directory, overwrite, experiment_name, owned)
+    target._open()
+    try:
+        yield target
+    finally:
+        target._close()
+
+
+class ResultsTarget:
+    """A results directory, checked and locked, with a staging directory beside it.
+
+    Attributes:
+        path: the absolute results directory.
+        committed: the new results are in place (set before a signal held during the swap
+            can take effect).
+    """
+
+    def __init__(self, directory, overwrite, experiment_name, owned):
+        if MANIFEST not in owned:
+            raise ValueError(f"owned names must include {MANIFEST}")
+        self.path = _absolute(Path(directory))
+        self.overwrite = overwrite
+        self.experiment_name = experiment_name
+        self.owned = frozenset(owned)
+        self.committed = False
+        self._created: list[Path] = []
+        self._lock: int | None = None
+        self._staging: Path | None = None
+        self._retired: Path | None = None
+        self._state = "missing"
+
+    # Opening and closing.
+
+    def _open(self) -> None:
+        _check_location(self.path)
+        try:
+            self._created = _make_parents(self.path.parent)
+            self._lock = resultsdir.acquire_lock(self.path)
+            resultsdir.recover_and_clean(self.path, self.owned)
+            self._state = self._check()
+            self._staging = resultsdir.make_sibling(self.path, "partial")
+        except BaseException as error:
+            self._close()
+            if isinstance(error, OSError):
+                message = _os_message(self.path, error, "cannot write results there")
+                raise ResultsError(message) from None
+            raise
+
+    def _close(self) -> None:
+        for leftover in (self._staging, self._retired):
+            if leftover is not None and leftover.exists():
+                try:
+                    resultsdir.remove_owned(leftover, self.owned)
+                except OSError as error:
+                    resultsdir.warn(f"{leftover}: could not remove: {error.strerror or error}")
+        self._staging = self._retired = None
+        if self._lock is not None:
+            resultsdir.release_lock(self.path, self._lock)
+            self._lock = None
+        if not self.committed:
+            for created in reversed(self._created):
+                try:
+                    created.rmdir()
+                except OSError:
+                    break
+        self._created = []
+
+    def _check(self) -> str:
+        """What the target is (missing, empty, results, incomplete); raise if it must not
+        be written."""
+        path = self.path
+        if not os.path.lexists(path):
+            return "missing"
+        if not path.is_dir():
+            raise ResultsError(f"{path}: exists and is not a directory")
+        foreign = resultsdir.first_foreign(path, self.owned)
+        if foreign is not None:
+            raise ResultsError(
+                f"{path}: directory is not empty: it holds {foreign!r}, which marketsim did not "
+                "write; results never replace other files: choose another --out"
+            )
+        if not any(path.iterdir()):
+            return "empty"
+        if _inside(_cwd(), path):
+            raise ResultsError(
+                f"{path}: results in the working directory are not replaced; "
+                "run from outside it (e.g. cd ..) or choose another --out"
+            )
+        if not (path / MANIFEST).exists():
+            if not self.overwrite:
+                raise ResultsError(
+                    f"{path}: holds incomplete results (no {MANIFEST}) left by an interrupted "
+                    "run; pass --overwrite to replace them or choose another --out"
+                )
+            return "incomplete"
+        try:
+            old_name = _experiment_name(json.loads((path / MANIFEST).read_text("utf-8")))
+        except (OSError, ValueError) as error:
+            raise ResultsError(
+                f"{path}: {MANIFEST}: not a readable marketsim manifest ({error}); "
+                "choose another --out"
+            ) from None
+        if old_name is not None and self.experiment_name not in (None, old_name):
+            raise ResultsError(
+                f"{path}: holds results of experiment {old_name!r}, not "
+                f"{self.experiment_name!r}; --overwrite replaces only the same experiment's "
+                "results: choose another --out"
+            )
+        if not self.overwrite:
+            raise ResultsError(
+                f"{path}: results already exist; pass --overwrite to replace them or "
+                "choose another --out"
+            )
+        return "results"
+
+    # Writing.
+
+    def write(self, results: Results) -> Path:
+        """Write ``results`` to the staging directory and swap them into place.
+
+        Returns:
+            The results directory.
+
+        Raises:
+            ResultsError: the file system refused, or the target changed during the run
+                into something that must not be replaced.
+            ValueError: a table holds an infinite value or is not an owned name (bugs).
+        """
+        staging = self._staging
+        if staging is None or self.committed:
+            raise RuntimeError("a results target takes one write")
+        names = [f"{name}.parquet" for name in results.tables]
+        unowned = sorted(set(names) - self.owned)
+        if unowned:
+            raise ValueError(f"{unowned[0]}: not a name this results target owns (a bug)")
+        try:
+            for name, frame in results.tables.items():
+                _write_parquet(frame, staging / f"{name}.parquet", name)
+            text = json.dumps(results.manifest, indent=2, sort_keys=False, allow_nan=False)
+            (staging / MANIFEST).write_text(text + "\n", encoding="utf-8")
+            for name in [*names, MANIFEST, "."]:
+                resultsdir.fsync(staging / name)
+            self._state = self._check()
+            self._commit(staging)
+        except OSError as error:
+            raise ResultsError(_os_message(self.path, error, "cannot write results")) from None
+        return self.path
+
+    def _commit(self, staging: Path) -> None:
+        path = self.path
+        if self._state != "empty":
+            mode = path.stat().st_mode if self._state != "missing" else _default_mode()
+            os.chmod(staging, mode & 0o7777)
+        resultsdir.swap_step("staged")
+        with resultsdir.signals_held():
+            if self._state == "missing":
+                resultsdir.rename_noreplace(staging, path)
+                self._staging = None
+                self.committed = True
+                resultsdir.swap_step("moved-in")
+            elif self._state == "empty":
+                self._fill(staging)
+            else:
+                self._swap(staging)
+        resultsdir.fsync(path.parent)
+        if self._retired is not None:
+            resultsdir.remove_owned(self._retired, self.owned, step="retired")
+            self._retired = None
+
+    def _fill(self, staging: Path) -> None:
+        """Move the staged files into the existing empty target, manifest last."""
+        names = sorted(p.name for p in staging.iterdir() if p.name != MANIFEST)
+        for name in [*names, MANIFEST]:
+            resultsdir.rename_noreplace(staging / name, self.path / name)
+            if name == MANIFEST:
+                self.committed = True
+            resultsdir.swap_step(f"filled:{name}")
+        staging.rmdir()
+        self._staging = None
+        resultsdir.swap_step("staging-removed")
+
+    def _swap(self, staging: Path) -> None:
+        """Exchange staged and old results in one step, or by two renames as a fallback."""
+        try:
+            resultsdir.rename_exchange(staging, self.path)
+        except OSError as error:
+            if error.errno not in resultsdir.UNSUPPORTED:
+                raise
+        else:
+            self._retired, self._staging = staging, None
+            self.committed = True
+            resultsdir.swap_step("exchanged")
+            return
+        retired = resultsdir.sibling_path(self.path, "old")
+        os.rename(self.path, retired)
+        self._retired = retired
+        resultsdir.swap_step("moved-aside")
+        try:
+            os.rename(staging, self.path)
+        except BaseException:
+            os.rename(retired, self.path)
+            self._retired = None
+            raise
+        self._staging = None
+        self.committed = True
+        resultsdir.swap_step("moved-in")
+
+
+def _experiment_name(manifest: Any) -> str | None:
+    try:
+        name = manifest["experiment"]["experiment"]["name"]
+    except (KeyError, TypeError):
+        return None
+    return name if isinstance(name, str) else None
+
+
+def _absolute(path: Path) -> Path:
+    """The absolute path with symbolic links of its existing part resolved."""
+    return Path(os.path.realpath(path))
+
+
+def _inside(path: Path | None, directory: Path) -> bool:
+    return path is not None and (path == directory or directory in path.parents)
+
+
+def _cwd() -> Path | None:
+    try:
+        return Path(os.getcwd())
+    except OSError:
+        return None
+
+
+def _os_message(target: Path, error: OSError, what: str) -> str:
+    where = f"{error.filename}: " if error.filename and Path(error.filename) != target else ""
+    return f"{target}: {what}: {where}{error.strerror or error}"
+
+
+def _check_location(target: Path) -> None:
+    """Refuse a target that cannot be created: blocked by a file, unwritable, too long."""
+    if target.name == "":
+        raise ResultsError(f"{target}: cannot write results there (the root directory)")
+    existing = target
+    missing = []
+    while not os.path.exists(existing) and existing != existing.parent:
+        missing.append(existing.name)
         existing = existing.parent
-    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-        raise ResultsError(
-            f"{target}: cannot write results there ({existing} is not a writable directory)"
-        )
-    if target.exists() and not target.is_dir():
+    if existing == target and not target.is_dir():
         raise ResultsError(f"{target}: exists and is not a directory")
-    if target.is_dir() and any(target.iterdir()):
-        if not (target / MANIFEST).exists():
+    base = target.parent if existing == target else existing
+    if not base.is_dir() or not os.access(base, os.W_OK | os.X_OK):
+        raise ResultsError(
+            f"{target}: cannot write results there ({base} is not a writable directory)"
+        )
+    try:
+        limit = os.pathconf(base, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        limit = 255
+    for name in missing:
+        size = len(os.fsencode(name))
+        if size > limit:
             raise ResultsError(
-                f"{target}: directory is not empty and holds no marketsim results; "
-                "choose another --out"
+                f"{target}: cannot write results there: the name {name[:24]!r}... is {size} "
+                f"bytes long; the file system takes at most {limit}"
             )
-        if not overwrite:
-            raise ResultsError(
-                f"{target}: results already exist; pass --overwrite to replace them or "
-                "choose another --out"
-            )
+
+
+def _make_parents(directory: Path) -> list[Path]:
+    """Create ``directory`` and its missing parents; return those created, outermost first."""
+    missing = []
+    while not os.path.exists(directory):
+        missing.append(directory)
+        directory = directory.parent
+    created = []
+    try:
+        for path in reversed(missing):
+            try:
+                path.mkdir()
+            except FileExistsError:
+                continue
+            created.append(path)
+    except BaseException:
+        for path in reversed(created):
+            path.rmdir()
+        raise
+    return created
 
 
 def _write_parquet(frame: pd.DataFrame, path: Path, name: str) -> None:
@@ -148,30 +462,7 @@ def _write_parquet(frame: pd.DataFrame, path: Path, name: str) -> None:
     pq.write_table(table, path)
 
 
-def _replace_directory(staging: Path, target: Path) -> None:
-    """Put the staged results at ``target``; old results there go only at the last moment.
-
-    A new target is one atomic rename. An existing directory (empty, or holding results to
-    overwrite) is kept and its contents swapped file by file, the manifest last, so a
-    directory is never left with a manifest and half the tables.
-    """
-    if not target.exists():
-        os.replace(staging, target)
-        return
-    retired = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
-    try:
-        manifest = target / MANIFEST
-        if manifest.exists():
-            os.replace(manifest, retired / MANIFEST)
-        for old in target.iterdir():
-            os.replace(old, retired / old.name)
-        new_files = sorted(staging.iterdir(), key=lambda path: path.name == MANIFEST)
-        for new in new_files:
-            os.replace(new, target / new.name)
-    except BaseException:
-        for old in retired.iterdir():
-            os.replace(old, target / old.name)
-        raise
-    finally:
-        shutil.rmtree(retired, ignore_errors=True)
-        shutil.rmtree(staging, ignore_errors=True)
+def _default_mode() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o777 & ~umask

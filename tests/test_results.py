@@ -70,13 +70,14 @@ def real_results(baseline_path) -> Results:
 
 
 def test_failed_write_leaves_nothing(tmp_path, monkeypatch):
-    """A write failing at the second table leaves no target and no hidden partial directory."""
+    """A write failing at the second table leaves no target, no hidden partial directory and
+    not even the parent directory it created."""
     failing_on_call(monkeypatch, 2)
     target = tmp_path / "results" / "run1"
     with pytest.raises(ResultsError, match="cannot write results: No space left"):
         small_results().write(target)
-    assert not target.exists()
-    assert hidden(target.parent) == []
+    assert not target.parent.exists()
+    assert hidden(tmp_path) == []
 
 
 def test_failed_overwrite_keeps_old_results(tmp_path, monkeypatch):
@@ -127,7 +128,7 @@ def test_foreign_directory_is_refused_even_with_overwrite(tmp_path):
     target = tmp_path / "data"
     target.mkdir()
     (target / "survey.csv").write_text("a,b\n")
-    with pytest.raises(ResultsError, match="holds no marketsim results"):
+    with pytest.raises(ResultsError, match="holds 'survey.csv', which marketsim did not write"):
         small_results().write(target, overwrite=True)
     assert [p.name for p in target.iterdir()] == ["survey.csv"]
 
