@@ -25,6 +25,7 @@ from marketsim.errors import ExperimentError
 from marketsim.errors import PluginError
 from marketsim.graph import build_supply_graph
 from marketsim.graph import check_restrictions
+from marketsim.graph import supply_graph_problem
 from marketsim.markets.market import GoodSpec
 from marketsim.markets.market import MechanismSpec
 from marketsim.metrics import TABLES
@@ -34,6 +35,8 @@ from marketsim.plugins import PluginManager
 from marketsim.plugins import call_hook
 from marketsim.plugins import call_registry_hook
 from marketsim.plugins import plugin_manager
+from marketsim.plugins import plugin_records
+from marketsim.plugins import restore_plugin_manager
 from marketsim.schema import Registry
 from marketsim.schema import TableSchema
 from marketsim.sectors.base import Sector
@@ -170,6 +173,13 @@ class Experiment:
         manager: the plugin manager with the experiment's plugins loaded.
         components: what the plugins registered.
         overrides: the ``--set`` overrides it was loaded with (to load it again elsewhere).
+
+    An experiment pickles (``pickle.dumps(experiment)``) without its manager and components:
+    it carries the resolved config and how each plugin was loaded, file plugins with the exact
+    bytes that were hashed. Unpickling, in this or another process, loads those plugins again
+    without reading the experiment file or a plugin file (`restore_plugin_manager`), so it runs
+    identically; a module-name or entry-point plugin whose file changed since stops with
+    `PluginError` ("plugin X changed on disk during the run").
     """
 
     config: dict[str, Any]
@@ -178,6 +188,18 @@ class Experiment:
     manager: PluginManager
     components: Components
     overrides: list[str] = field(default_factory=list)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["manager"] = plugin_records(self.manager)
+        del state["components"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state = dict(state)
+        state["manager"] = manager = restore_plugin_manager(state["manager"])
+        state["components"] = collect_components(manager)
+        self.__dict__.update(state)
 
     @property
     def name(self) -> str:
@@ -195,17 +217,40 @@ class Experiment:
         return self.config["experiment"]["seed"] if seed < 0 else seed
 
     def supply_graph(self) -> nx.DiGraph:
-        """The supply graph built from ``[graph]`` and the seed, after plugins modified it."""
+        """The supply graph built from ``[graph]`` and the seed, after plugins modified it.
+
+        Raises:
+            PluginError: a ``marketsim_modify_graph`` implementation raised, or left the graph
+                invalid (`supply_graph_problem`): names the plugin and the first problem.
+        """
         present = self.sector_names()
         classes = self.components.sectors
+        sells = {name: classes[name].sells for name in present}
+        buys = {name: classes[name].buys for name in present}
         graph = build_supply_graph(
             {name: self.config["agents"][name]["count"] for name in present},
-            {name: classes[name].sells for name in present},
-            {name: classes[name].buys for name in present},
+            sells,
+            buys,
             self.config["graph"],
             self.graph_seed,
         )
-        call_hook(self.manager, "marketsim_modify_graph", graph=graph, experiment=self.config)
+        participants = {node: (data["sector"], data["index"]) for node, data in graph.nodes.items()}
+
+        def check(plugin: str) -> None:
+            problem = supply_graph_problem(graph, participants, sells, buys)
+            if problem is not None:
+                raise PluginError(
+                    f"plugin {plugin!r} left an invalid supply graph in hook "
+                    f"marketsim_modify_graph: {problem}"
+                )
+
+        call_hook(
+            self.manager,
+            "marketsim_modify_graph",
+            after_each=check,
+            graph=graph,
+            experiment=self.config,
+        )
         return graph
 
 

@@ -10,6 +10,7 @@ customers; a restriction ``{good, from_region, to_region}`` forbids the good fro
 sellers in one region to buyers in another (export controls). The graph depends only on the
 experiment's seed, so every replication of an experiment trades over the same graph.
 
+`supply_graph_problem` checks the graph after a plugin's ``marketsim_modify_graph`` edited it;
 `market_csr` exports one good's edges as CSR arrays over buyers for the kernels.
 """
 
@@ -158,6 +159,59 @@ def build_supply_graph(
                 if allowed:
                     graph.add_edge(seller, allowed[int(rng.integers(len(allowed)))], good=good)
     return graph
+
+
+def supply_graph_problem(
+    graph: nx.DiGraph,
+    participants: dict[str, tuple[str, int]],
+    sells: dict[str, str | None],
+    buys: dict[str, Sequence[str]],
+) -> str | None:
+    """The first thing wrong with a supply graph a plugin edited, or None if it is valid.
+
+    A plugin may remove edges and nodes and add edges between the experiment's participants;
+    markets are built from what is left. It may not add participants (a node is a firm or
+    segment the model creates), change a node's ``sector`` or ``index``, drop its ``sector`` or
+    ``region``, or add an edge without a ``good`` that the seller's sector sells and the
+    buyer's sector buys.
+
+    Args:
+        graph: the edited graph.
+        participants: node -> (sector, index) of every node the graph was built with.
+        sells: sector -> the good it sells (or None).
+        buys: sector -> the goods it buys.
+
+    Returns:
+        One line naming the node or edge and what was expected, or None.
+    """
+    for node, data in graph.nodes.items():
+        if node not in participants:
+            return (
+                f"node {node!r} is not a participant of the experiment (edges may join only "
+                "the firms and segments the graph was built with)"
+            )
+        missing = [name for name in ("sector", "region") if name not in data]
+        if missing:
+            return f"node {node!r} has no {' or '.join(map(repr, missing))} attribute"
+        found = (data["sector"], data.get("index"))
+        if found != participants[node]:
+            return (
+                f"node {node!r}: expected sector {participants[node][0]!r} and index "
+                f"{participants[node][1]}, got sector {found[0]!r} and index {found[1]!r}"
+            )
+    for seller, buyer, data in graph.edges(data=True):
+        edge = f"edge {seller!r} -> {buyer!r}"
+        if "good" not in data:
+            return f"{edge} has no 'good' attribute"
+        good = data["good"]
+        seller_sector, buyer_sector = participants[seller][0], participants[buyer][0]
+        if sells.get(seller_sector) != good:
+            sold = sells.get(seller_sector)
+            return f"{edge}: sector {seller_sector!r} sells {sold!r}, not {good!r}"
+        if good not in buys.get(buyer_sector, ()):
+            bought = ", ".join(map(repr, buys.get(buyer_sector, ()))) or "nothing"
+            return f"{edge}: sector {buyer_sector!r} buys {bought}, not {good!r}"
+    return None
 
 
 def _choose_sellers(buyer, good, sellers, region_of, forbidden, graph_table, rng) -> list[str]:

@@ -1,21 +1,46 @@
 """The plugin manager: built-ins first, then installed entry points, then experiment plugins.
 
-Plugins are found from (1) `marketsim.builtin`, (2) installed packages' entry points in the
-group ``marketsim`` (limit them with ``MARKETSIM_LOAD_PLUGINS=name1,name2``; an empty value
-loads none), and (3) the files or modules named in the experiment's ``plugins = [...]``
-(paths relative to the file that holds the ``plugins`` key, which may be a base file named
-by ``extends``; relative to the working directory when given with ``--set``). A plugin that
-fails to load or raises inside a hook is reported by name and hook as a `PluginError`.
+Where plugins are found, in this order (which is also the order their hooks run in):
+
+1. `marketsim.builtin`, always.
+2. Entry points in the group ``marketsim`` of the *installed* distributions (limit them with
+   ``MARKETSIM_LOAD_PLUGINS=name1,name2``; an empty value loads none). ``python -m marketsim``
+   drops the working directory that ``-m`` puts first on ``sys.path`` (`marketsim.__main__`),
+   so it finds the same plugins as the ``marketsim`` command: a ``*.dist-info`` or module that
+   merely sits in the working directory is never imported.
+3. The files or modules named in the experiment's ``plugins = [...]``. A file path (ending in
+   ``.py`` or containing a path separator) is relative to the file that holds the ``plugins``
+   key, which may be a base file named by ``extends``. A module name is looked up first next
+   to that file (its directory is on ``sys.path`` only while the module is imported), then
+   among installed modules; never in the working directory. Given with ``--set``, both are
+   relative to the working directory instead.
+
+The code that runs is the code that was hashed. A plugin file is read once, hashed (sha256,
+recorded in the manifest) and executed from those bytes; its `PluginRecord` keeps the bytes,
+and `restore_plugin_manager` (used when a pickled `marketsim.Experiment` is loaded, e.g. in a
+worker process) executes them again without reading the disk. Module-name and entry-point
+plugins are imported as usual and the hash of their file is taken at import; a process that
+imports them again checks that hash and stops with ``plugin X changed on disk during the
+run`` if the file differs.
+
+A plugin that fails to load, or raises inside a hook (``SystemExit`` included: a plugin may
+not end the program), is reported by name and hook as a `PluginError`; ``KeyboardInterrupt``
+passes through, so Ctrl-C stays an interrupt.
 """
 
 from __future__ import annotations
 
 import hashlib
 import importlib
+import importlib.abc
+import importlib.machinery
 import importlib.metadata
 import importlib.util
 import os
+import re
 import sys
+import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from dataclasses import field
 from pathlib import Path
@@ -35,15 +60,53 @@ ENTRY_POINT_GROUP = "marketsim"
 LOAD_PLUGINS_ENV = "MARKETSIM_LOAD_PLUGINS"
 BUILTIN_NAME = "marketsim.builtin"
 
+BUILT_IN = "built-in"
+ENTRY_POINT = "entry point"
+FILE = "file"
+MODULE = "module"
+
+
+@dataclass(frozen=True)
+class PluginRecord:
+    """How one plugin was loaded: enough to load exactly the same code in another process.
+
+    Attributes:
+        name: the name it is registered under (the ``plugins`` item as written, the
+            entry-point name, or ``marketsim.builtin``).
+        source: ``built-in``, ``entry point`` or ``experiment`` (as listed and recorded).
+        version: the distribution's version, or the module's ``__version__``.
+        sha256: hash of the plugin's file when it was loaded ("" if it has none).
+        kind: ``built-in``, ``entry point``, ``file`` or ``module``: how to load it again.
+        target: the resolved file path, the module name, or the entry point's value.
+        module_name: the name the module is kept under in ``sys.modules``.
+        code: for a file plugin, the exact bytes that were executed.
+        search_dir: for a module-name plugin, the directory looked in before installed modules.
+    """
+
+    name: str
+    source: str
+    version: str
+    sha256: str
+    kind: str
+    target: str
+    module_name: str = ""
+    code: bytes = b""
+    search_dir: str = ""
+
 
 class PluginManager(pluggy.PluginManager):
-    """pluggy's manager, remembering where each plugin came from and its version."""
+    """pluggy's manager, remembering how each plugin was loaded (`PluginRecord`)."""
 
     def __init__(self):
         super().__init__("marketsim")
         self.add_hookspecs(hookspecs)
-        self.sources: dict[str, tuple[str, str]] = {}
+        self.records: dict[str, PluginRecord] = {}
+        """Plugin name -> how it was loaded, in registration order."""
+
+    @property
+    def sources(self) -> dict[str, tuple[str, str]]:
         """Plugin name -> (source, version)."""
+        return {name: (r.source, r.version) for name, r in self.records.items()}
 
 
 @dataclass
@@ -55,7 +118,7 @@ class PluginInfo:
     version: str
     hooks: list[str] = field(default_factory=list)
     sha256: str = ""
-    """Hash of the plugin's source file, so results record exactly which code ran."""
+    """Hash of the plugin's source file as loaded, so results record exactly which code ran."""
 
 
 def plugin_manager(
@@ -67,32 +130,94 @@ def plugin_manager(
 
     Args:
         plugin_refs: the experiment's ``plugins`` list: ``.py`` file paths or module names.
-        base_dir: directory relative file paths are resolved from (the experiment's).
+        base_dir: directory file paths and module names are resolved from (the experiment's).
         source: the experiment file, for error messages.
 
     Raises:
         ExperimentError: a named plugin cannot be found, imported or registered.
+        PluginError: an installed plugin fails to load.
     """
-    from marketsim import builtin
-
     manager = PluginManager()
-    manager.register(builtin, name=BUILTIN_NAME)
-    manager.sources[BUILTIN_NAME] = ("built-in", _version("marketsim"))
+    _register_builtin(manager)
     _load_entry_points(manager)
     for index, ref in enumerate(plugin_refs):
         key = f"plugins[{index}]"
-        module = _import_plugin(ref, base_dir or Path.cwd(), source, key)
+        module, record = _import_plugin(ref, (base_dir or Path.cwd()).resolve(), source, key)
         if manager.is_registered(module):
             continue
         try:
-            manager.register(module, name=ref)
-            manager.check_pending()
+            _register(manager, module, record)
         except (pluggy.PluginValidationError, ValueError) as error:
-            manager.unregister(module)
             raise ExperimentError(f"plugin {ref!r} is not valid: {error}", source, key) from None
-        version = str(getattr(module, "__version__", "unversioned"))
-        manager.sources[ref] = ("experiment", version)
     return manager
+
+
+def plugin_records(manager: PluginManager) -> tuple[PluginRecord, ...]:
+    """How every plugin of ``manager`` was loaded, in registration order (picklable)."""
+    return tuple(manager.records.values())
+
+
+def restore_plugin_manager(records: tuple[PluginRecord, ...]) -> PluginManager:
+    """A manager with exactly the plugins of ``records``, in this or another process.
+
+    File plugins run from the recorded bytes (the disk is not read); module-name and
+    entry-point plugins are imported and must still hash as recorded.
+
+    Raises:
+        PluginError: a plugin's file changed on disk since it was recorded, or it cannot be
+            loaded again.
+    """
+    manager = PluginManager()
+    for record in records:
+        if record.kind == BUILT_IN:
+            _register_builtin(manager)
+            continue
+        what = "installed plugin" if record.kind == ENTRY_POINT else "plugin"
+        try:
+            module = _load_again(record)
+        except PluginError:
+            raise
+        except (Exception, SystemExit) as error:
+            raise PluginError(
+                f"{what} {record.name!r} failed to load again: {_describe(error)}"
+            ) from None
+        home = None if record.kind == FILE else _home_module(record, module)
+        if home is not None and _module_sha256(home) != record.sha256:
+            raise PluginError(
+                f"{what} {record.name!r} changed on disk during the run "
+                f"({getattr(home, '__file__', None) or record.target}); "
+                "run again to use the new code"
+            )
+        try:
+            _register(manager, module, record)
+        except (pluggy.PluginValidationError, ValueError) as error:
+            raise PluginError(f"{what} {record.name!r} is not valid: {error}") from None
+    return manager
+
+
+def _register(manager: PluginManager, module: Any, record: PluginRecord) -> None:
+    manager.register(module, name=record.name)
+    try:
+        manager.check_pending()
+    except BaseException:
+        manager.unregister(module)
+        raise
+    manager.records[record.name] = record
+
+
+def _register_builtin(manager: PluginManager) -> None:
+    from marketsim import builtin
+
+    record = PluginRecord(
+        BUILTIN_NAME,
+        BUILT_IN,
+        _version("marketsim"),
+        _module_sha256(builtin),
+        BUILT_IN,
+        BUILTIN_NAME,
+        BUILTIN_NAME,
+    )
+    _register(manager, builtin, record)
 
 
 def _load_entry_points(manager: PluginManager) -> None:
@@ -104,63 +229,202 @@ def _load_entry_points(manager: PluginManager) -> None:
         if manager.has_plugin(entry.name):
             continue
         try:
-            module = entry.load()
-            manager.register(module, name=entry.name)
-            manager.check_pending()
-        except Exception as error:  # a broken installed plugin is the user's to fix
+            plugin = entry.load()
+            dist = entry.dist.version if entry.dist is not None else "unknown"
+            sha256 = _module_sha256(sys.modules.get(entry.module))
+            record = PluginRecord(
+                entry.name, ENTRY_POINT, dist, sha256, ENTRY_POINT, entry.value, entry.module
+            )
+            _register(manager, plugin, record)
+        except (Exception, SystemExit) as error:  # a broken installed plugin is the user's to fix
             raise PluginError(
                 f"installed plugin {entry.name!r} (entry point {entry.value}) failed to "
-                f"load: {type(error).__name__}: {error}"
+                f"load: {_describe(error)}"
             ) from None
-        dist = entry.dist.version if entry.dist is not None else "unknown"
-        manager.sources[entry.name] = ("entry point", dist)
 
 
-def _import_plugin(ref: str, base_dir: Path, source: str | None, key: str) -> ModuleType:
+def _import_plugin(
+    ref: str, base_dir: Path, source: str | None, key: str
+) -> tuple[ModuleType, PluginRecord]:
     if not isinstance(ref, str) or not ref.strip():
         raise ExperimentError("expected a plugin file path or module name", source, key)
     is_file = ref.endswith(".py") or "/" in ref or os.sep in ref
     try:
-        if not is_file:
-            return importlib.import_module(ref)
-        path = (base_dir / ref).resolve()
-        if not path.is_file():
-            raise ExperimentError(f"plugin file not found: {path}", source, key)
-        digest = hashlib.sha256(str(path).encode()).hexdigest()[:12]
-        module_name = f"marketsim_plugin_{path.stem}_{digest}"
-        if module_name in sys.modules:
-            return sys.modules[module_name]
-        spec = importlib.util.spec_from_file_location(module_name, path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[module_name] = module
-        try:
-            spec.loader.exec_module(module)
-        except BaseException:
-            del sys.modules[module_name]
-            raise
-        return module
+        if is_file:
+            path = (base_dir / ref).resolve()
+            if not path.is_file():
+                raise ExperimentError(f"plugin file not found: {path}", source, key)
+            code = path.read_bytes()
+            module_name = _file_module_name(path, code)
+            module = _exec_plugin_file(module_name, path, code)
+            kind, target, sha256, search_dir = FILE, str(path), _sha256(code), ""
+        else:
+            module = _import_module_plugin(ref, base_dir)
+            module_name, code = module.__name__, b""
+            kind, target, search_dir = MODULE, ref, str(base_dir)
+            sha256 = _module_sha256(module)
     except ExperimentError:
         raise
     except ModuleNotFoundError as error:
         raise ExperimentError(
             f"plugin {ref!r} not found ({error}); expected a .py file (relative to the "
-            "experiment file) or an importable module name",
+            "experiment file), a module next to the experiment file or an installed module",
             source,
             key,
         ) from None
-    except Exception as error:
+    except (Exception, SystemExit) as error:
         raise ExperimentError(
-            f"plugin {ref!r} failed to import: {type(error).__name__}: {error}", source, key
+            f"plugin {ref!r} failed to import: {_describe(error)}", source, key
         ) from None
+    version = str(getattr(module, "__version__", "unversioned"))
+    record = PluginRecord(
+        ref, "experiment", version, sha256, kind, target, module_name, code, search_dir
+    )
+    return module, record
 
 
-def call_hook(manager: PluginManager, hook_name: str, **kwargs: Any) -> list[Any]:
+def _load_again(record: PluginRecord) -> Any:
+    """Load a recorded plugin in this process (file plugins from their recorded bytes)."""
+    if record.kind == FILE:
+        return _exec_plugin_file(record.module_name, Path(record.target), record.code)
+    if record.kind == MODULE:
+        return _import_module_plugin(record.target, Path(record.search_dir))
+    if record.kind == ENTRY_POINT:
+        entry = importlib.metadata.EntryPoint(record.name, record.target, ENTRY_POINT_GROUP)
+        return entry.load()
+    raise ValueError(f"unknown plugin kind {record.kind!r}")
+
+
+def _home_module(record: PluginRecord, plugin: Any) -> ModuleType | None:
+    """The module whose file is hashed for a module-name or entry-point plugin."""
+    return plugin if record.kind == MODULE else sys.modules.get(record.module_name)
+
+
+class _PluginSource(importlib.abc.SourceLoader):
+    """Loads a plugin module from bytes already read (never from the disk again)."""
+
+    def __init__(self, path: str, code: bytes):
+        self.path = path
+        self.code = code
+
+    def get_filename(self, fullname: str) -> str:
+        return self.path
+
+    def get_data(self, path: str) -> bytes:
+        if path != self.path:
+            raise OSError(f"{path}: a plugin file is executed from the bytes read at load")
+        return self.code
+
+
+def _file_module_name(path: Path, code: bytes) -> str:
+    """``sys.modules`` name of a file plugin: one per path and content."""
+    stem = re.sub(r"\W", "_", path.stem)
+    digest = _sha256(str(path).encode() + b"\0" + code)[:16]
+    return f"marketsim_plugin_{stem}_{digest}"
+
+
+def _exec_plugin_file(module_name: str, path: Path, code: bytes) -> ModuleType:
+    """Execute a plugin file's bytes as module ``module_name`` (once per process)."""
+    existing = sys.modules.get(module_name)
+    if existing is not None:
+        return existing
+    loader = _PluginSource(str(path), code)
+    spec = importlib.util.spec_from_file_location(module_name, path, loader=loader)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module  # dataclasses and pickle look modules up here
+    try:
+        loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(module_name, None)
+        raise
+    _CODE_SHA256[module] = _sha256(code)
+    return module
+
+
+def _import_module_plugin(name: str, search_dir: Path) -> ModuleType:
+    """Import module ``name`` from ``search_dir`` if it is there, else from installed modules.
+
+    ``search_dir`` is on ``sys.path`` only while the module is imported; a module of the same
+    top-level name already imported from elsewhere is refused rather than silently reused.
+    """
+    top = name.partition(".")[0]
+    importlib.invalidate_caches()
+    local = importlib.machinery.PathFinder.find_spec(top, [str(search_dir)])
+    if local is None:
+        return importlib.import_module(name)
+    loaded = sys.modules.get(top)
+    if loaded is not None and not _comes_from(loaded, search_dir, top):
+        raise ImportError(
+            f"a module named {top!r} is already imported from "
+            f"{getattr(loaded, '__file__', None) or loaded!r}, not from {search_dir}"
+        )
+    entry = str(search_dir)
+    sys.path.insert(0, entry)
+    try:
+        return importlib.import_module(name)
+    finally:
+        if entry in sys.path:
+            sys.path.remove(entry)
+
+
+def _comes_from(module: ModuleType, directory: Path, top: str) -> bool:
+    places = {Path(p).resolve() for p in getattr(module, "__path__", None) or ()}
+    file = getattr(module, "__file__", None)
+    if file:
+        places.add(Path(file).resolve().parent)
+    return bool(places & {directory, directory / top})
+
+
+_CODE_SHA256: weakref.WeakKeyDictionary[ModuleType, str] = weakref.WeakKeyDictionary()
+"""Module -> hash of its file when this process first hashed it (at import, for plugins)."""
+
+
+def _module_sha256(module: ModuleType | None) -> str:
+    """Hash of a module's file as first seen by this process; "" if it has no file."""
+    if module is None:
+        return ""
+    known = _CODE_SHA256.get(module)
+    if known is not None:
+        return known
+    path = getattr(module, "__file__", None)
+    if not path or not os.path.isfile(path):
+        return ""
+    with open(path, "rb") as handle:
+        digest = _sha256(handle.read())
+    _CODE_SHA256[module] = digest
+    return digest
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _describe(error: BaseException) -> str:
+    if isinstance(error, SystemExit):
+        return f"SystemExit({error.code!r}) (a plugin may not exit the program)"
+    return f"{type(error).__name__}: {error}"
+
+
+def call_hook(
+    manager: PluginManager,
+    hook_name: str,
+    *,
+    after_each: Callable[[str], None] | None = None,
+    **kwargs: Any,
+) -> list[Any]:
     """Call every implementation of a hook in registration order; name a plugin that raises.
 
     Registration order means the built-ins act first, then installed plugins, then the experiment's
     plugins in the order listed; ``tryfirst``/``trylast`` impls go first/last. Built-in
     implementations keep their tracebacks (an exception there is a bug in marketsim, not a user
     error).
+
+    Args:
+        manager: the plugin manager.
+        hook_name: the hook.
+        after_each: called with the plugin's name after each implementation returns (to check
+            what it changed and blame the right plugin).
+        **kwargs: the hook's arguments; each implementation receives those it names.
     """
     results = []
     hook = getattr(manager.hook, hook_name)
@@ -168,6 +432,8 @@ def call_hook(manager: PluginManager, hook_name: str, **kwargs: Any) -> list[Any
     for impl in impls:
         args = {name: kwargs[name] for name in impl.argnames}
         result = guarded(impl.plugin_name, f"hook {hook_name}", impl.function, **args)
+        if after_each is not None:
+            after_each(impl.plugin_name)
         if result is not None:
             results.append(result)
     return results
@@ -194,7 +460,9 @@ def call_registry_hook(manager: PluginManager, hook_name: str, make_register) ->
 def guarded(plugin_name: str, what: str, function, *args, **kwargs):
     """Call plugin code; if it raises, report the plugin and ``what`` it was doing.
 
-    Built-in code is called unguarded: an exception there is a bug and keeps its traceback.
+    ``SystemExit`` counts as raising (a plugin may not end the program); ``KeyboardInterrupt``
+    passes through. Built-in code is called unguarded: an exception there is a bug and keeps its
+    traceback.
     """
     if plugin_name == BUILTIN_NAME:
         return function(*args, **kwargs)
@@ -202,36 +470,23 @@ def guarded(plugin_name: str, what: str, function, *args, **kwargs):
         return function(*args, **kwargs)
     except PluginError:
         raise
-    except Exception as error:
-        raise PluginError(
-            f"plugin {plugin_name!r} raised in {what}: {type(error).__name__}: {error}"
-        ) from None
+    except (Exception, SystemExit) as error:
+        raise PluginError(f"plugin {plugin_name!r} raised in {what}: {_describe(error)}") from None
 
 
 def plugin_infos(manager: PluginManager) -> list[PluginInfo]:
-    """Name, source, version and implemented hooks of every registered plugin."""
+    """Name, source, version, implemented hooks and code hash of every registered plugin."""
     infos = []
     for name, plugin in manager.list_name_plugin():
-        source, version = manager.sources.get(name, ("registered", "unknown"))
+        record = manager.records.get(name)
+        if record is None:  # registered by hand, not through this module
+            source, version = "registered", "unknown"
+            sha256 = _module_sha256(plugin if isinstance(plugin, ModuleType) else None)
+        else:
+            source, version, sha256 = record.source, record.version, record.sha256
         hooks = sorted(caller.name for caller in manager.get_hookcallers(plugin) or [])
-        infos.append(
-            PluginInfo(
-                name=name,
-                source=source,
-                version=version,
-                hooks=hooks,
-                sha256=_source_sha256(plugin),
-            )
-        )
+        infos.append(PluginInfo(name, source, version, hooks, sha256))
     return infos
-
-
-def _source_sha256(module: Any) -> str:
-    path = getattr(module, "__file__", None)
-    if not path or not os.path.isfile(path):
-        return ""
-    with open(path, "rb") as handle:
-        return hashlib.sha256(handle.read()).hexdigest()
 
 
 def _version(distribution: str) -> str:

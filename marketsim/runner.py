@@ -3,14 +3,31 @@
 Replication ``r`` draws its random stream from ``SeedSequence(seed).spawn(n)[r]``, so the
 same experiment and seed give identical tables whatever else runs, in one process or many;
 the supply graph uses its own stream from the seed (see `marketsim.graph`). Replications run
-one after another in this process, or over a pool of fresh processes (``workers``), each
-loading the experiment file again; tables are merged in replication order.
+one after another in this process, or over a pool of fresh processes (``workers``) that
+receive the pickled `Experiment`: its resolved config and the plugin code this process loaded
+(file plugins as the very bytes that were hashed), so no worker reads the experiment file or
+a plugin file again and the tables are identical for any number of workers. Tables are merged
+in replication order.
+
+Workers never outlive the run: each one dies with the process that started it (Linux
+``PR_SET_PDEATHSIG``, plus a watchdog thread polling the parent's pid on every POSIX system),
+ignores Ctrl-C (the parent handles it), and is stopped as soon as a replication fails or the
+run is interrupted.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import hashlib
 import multiprocessing
+import os
+import pickle
 import platform
+import signal
+import sys
+import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC
@@ -20,9 +37,7 @@ from importlib import metadata
 import numpy as np
 import pandas as pd
 
-from marketsim.errors import ResultsError
 from marketsim.experiment import Experiment
-from marketsim.experiment import load_experiment
 from marketsim.model import SupplyChainModel
 from marketsim.plugins import call_hook
 from marketsim.plugins import plugin_infos
@@ -51,8 +66,8 @@ def run(
     Args:
         experiment: a validated experiment (`marketsim.load_experiment`).
         progress: called with the number of steps just completed (for progress bars).
-        workers: processes to run replications in. With more than one, each replication
-            loads the experiment file again in a fresh process (so its plugins'
+        workers: processes to run replications in. With more than one, replications run in
+            fresh processes that receive the pickled experiment (so its plugins'
             ``marketsim_run_finished`` hooks run there); results are identical to a
             one-process run and merged in replication order.
 
@@ -61,7 +76,8 @@ def run(
 
     Raises:
         LedgerError: the books stopped balancing (names step, account and amount).
-        PluginError: a plugin raised inside a hook.
+        PluginError: a plugin raised inside a hook, or (with workers) a module-name or
+            entry-point plugin's file changed on disk since the experiment was loaded.
     """
     config = experiment.config
     seed = config["experiment"]["seed"]
@@ -98,35 +114,118 @@ def _run_replication(experiment, replication, seed_sequence, progress=None) -> d
     return tables
 
 
-def _run_in_processes(experiment, workers: int, progress) -> list[dict]:
-    """Run the replications over a pool of fresh processes; results in replication order."""
+def _run_in_processes(experiment: Experiment, workers: int, progress) -> list[dict]:
+    """Run the replications over a pool of fresh processes; results in replication order.
+
+    On any error or interrupt the pending replications are cancelled and the workers
+    stopped before the exception propagates.
+    """
     replications = experiment.config["experiment"]["replications"]
     steps = experiment.config["experiment"]["steps"]
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        futures = [
-            pool.submit(
-                _replication_worker,
-                experiment.source,
-                experiment.overrides,
-                experiment.sha256,
-                replication,
+    payload = pickle.dumps(experiment, protocol=pickle.HIGHEST_PROTOCOL)
+    pool = None
+    try:
+        with _workers_ignore_ctrl_c():  # the parent alone handles Ctrl-C
+            pool = ProcessPoolExecutor(
+                max_workers=workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_start_worker,
+                initargs=(os.getpid(),),
             )
-            for replication in range(replications)
-        ]
+            futures = [
+                pool.submit(_replication_worker, payload, replication)
+                for replication in range(replications)
+            ]
         results = []
         for future in futures:
             results.append(future.result())
             if progress is not None:
                 progress(steps)
+    except BaseException:
+        if pool is not None:
+            _stop_pool(pool)
+        raise
+    pool.shutdown(wait=True)
     return results
 
 
-def _replication_worker(source: str, overrides: list[str], sha256: str, replication: int):
-    """In a worker process: load the experiment again and run one replication."""
-    experiment = load_experiment(source, overrides)
-    if experiment.sha256 != sha256:
-        raise ResultsError(f"{source}: the experiment changed while the run was under way")
+@contextlib.contextmanager
+def _workers_ignore_ctrl_c():
+    """Start processes meanwhile with Ctrl-C ignored; a Ctrl-C meanwhile arrives afterwards.
+
+    An ignored SIGINT stays ignored across exec (Python then installs no KeyboardInterrupt
+    handler), so a Ctrl-C sent to the whole process group reaches only the parent, which
+    stops the workers (`_stop_pool`). SIGINT is also blocked meanwhile (POSIX), so one sent in
+    these few milliseconds stays pending and is delivered when the handler is back. Only the
+    main thread may change signal handlers; elsewhere this does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    blocking = hasattr(signal, "pthread_sigmask")
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT}) if blocking else None
+    handler = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_DFL if handler is None else handler)
+        if blocking:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+
+
+def _stop_pool(pool: ProcessPoolExecutor) -> None:
+    """Cancel what has not started and terminate the workers (they hold no resources)."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        if process.is_alive():
+            process.terminate()
+
+
+WATCHDOG_SECONDS = 0.25
+"""How often a worker checks that the process that started it is still alive (s)."""
+
+PR_SET_PDEATHSIG = 1
+"""Linux prctl option: the signal a process receives when its parent dies."""
+
+
+def _start_worker(parent_pid: int) -> None:
+    """Pool initializer: tie this worker's life to ``parent_pid``'s; leave Ctrl-C to it."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _die_with_parent()
+    if os.getppid() != parent_pid:  # the parent died before the line above took effect
+        os._exit(1)
+    threading.Thread(
+        target=_exit_when_orphaned, args=(parent_pid,), name="marketsim-watchdog", daemon=True
+    ).start()
+
+
+def _die_with_parent() -> None:
+    """On Linux, have the kernel send SIGKILL to this process when its parent dies."""
+    if not sys.platform.startswith("linux"):
+        return
+    with contextlib.suppress(OSError, AttributeError):  # without prctl, the watchdog remains
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+
+
+def _exit_when_orphaned(parent_pid: int) -> None:
+    """Watchdog thread: end the process at once when it is re-parented (its parent died)."""
+    while os.getppid() == parent_pid:
+        time.sleep(WATCHDOG_SECONDS)
+    os._exit(1)
+
+
+_WORKER_EXPERIMENT: tuple[str, Experiment] | None = None
+"""In a worker: the last experiment unpickled, with the hash of its pickle."""
+
+
+def _replication_worker(payload: bytes, replication: int) -> dict:
+    """In a worker process: run one replication of the pickled experiment."""
+    global _WORKER_EXPERIMENT
+    digest = hashlib.sha256(payload).hexdigest()
+    if _WORKER_EXPERIMENT is None or _WORKER_EXPERIMENT[0] != digest:
+        _WORKER_EXPERIMENT = (digest, pickle.loads(payload))
+    experiment = _WORKER_EXPERIMENT[1]
     config = experiment.config["experiment"]
     seeds = np.random.SeedSequence(config["seed"]).spawn(config["replications"])
     return _run_replication(experiment, replication, seeds[replication])

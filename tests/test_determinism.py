@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pickle
 import subprocess
 import sys
 
@@ -112,3 +113,71 @@ def test_worker_processes_give_the_same_tables(short_baseline):
     pooled = marketsim.run(experiment, workers=2)
     for name, frame in alone.tables.items():
         pd.testing.assert_frame_equal(frame, pooled.tables[name], check_exact=True)
+
+
+SCALE_PLUGIN = '''\
+"""Scales compute demand before the compute market clears by a constant of the module."""
+import marketsim
+
+SCALE = {scale}
+
+
+@marketsim.hookimpl
+def marketsim_before_clear(model, market):
+    if market.name == "compute":
+        market.book.buyer_demand *= SCALE
+'''
+
+RUN_PICKLED = """\
+import pickle
+import sys
+
+import marketsim
+
+with open(sys.argv[1], "rb") as handle:
+    experiment = pickle.load(handle)
+with open(sys.argv[2], "wb") as handle:
+    pickle.dump(marketsim.run(experiment).tables, handle)
+"""
+
+
+def test_pickled_experiment_runs_identically_in_another_process(write_experiment, tmp_path):
+    """An unpickled experiment runs the plugin code and settings it was loaded with, elsewhere.
+
+    The experiment file and its plugin are changed after pickling: neither is read again.
+    """
+    plugin = tmp_path / "scale.py"
+    plugin.write_text(SCALE_PLUGIN.format(scale=0.5))
+    path = write_experiment('plugins = ["scale.py"]\n')
+    experiment = marketsim.load_experiment(path, ["experiment.replications=2"])
+    here = marketsim.run(experiment)
+    (tmp_path / "experiment.pickle").write_bytes(pickle.dumps(experiment))
+    plugin.write_text(SCALE_PLUGIN.format(scale=2.0))
+    path.write_text("this is not TOML")
+    (tmp_path / "run_pickled.py").write_text(RUN_PICKLED)
+    done = subprocess.run(
+        [sys.executable, "run_pickled.py", "experiment.pickle", "tables.pickle"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    there = pickle.loads((tmp_path / "tables.pickle").read_bytes())
+    assert set(there) == set(here.tables)
+    for name, frame in here.tables.items():
+        pd.testing.assert_frame_equal(there[name], frame, check_exact=True)
+
+
+def test_pickled_experiment_keeps_config_and_plugins(write_experiment, tmp_path):
+    """pickle round trip in one process: same config, hash, plugins and registered components."""
+    plugin = tmp_path / "scale.py"
+    plugin.write_text(SCALE_PLUGIN.format(scale=0.5))
+    experiment = marketsim.load_experiment(write_experiment('plugins = ["scale.py"]\n'))
+    copy = pickle.loads(pickle.dumps(experiment))
+    assert copy.config == experiment.config and copy.sha256 == experiment.sha256
+    assert copy.manager.records == experiment.manager.records
+    assert list(copy.components.sectors) == list(experiment.components.sectors)
+    assert [m.column for m in copy.components.metrics] == [
+        m.column for m in experiment.components.metrics
+    ]

@@ -1,11 +1,17 @@
-"""The supply graph: degree, regions, restrictions, coverage and determinism."""
+"""The supply graph: degree, regions, restrictions, coverage, determinism, plugin edits."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
+from click.testing import CliRunner
 
+import marketsim
+from marketsim.cli import cli
+from marketsim.errors import PluginError
 from marketsim.graph import build_supply_graph
 from marketsim.graph import market_csr
+from marketsim.graph import supply_graph_problem
 
 MEMBERS = {"chip_vendor": 4, "datacenter": 9}
 SELLS = {"chip_vendor": "accelerators", "datacenter": "compute"}
@@ -66,3 +72,79 @@ def test_same_seed_same_graph_and_csr_matches_edges():
     }
     assert pairs == set(one.edges())
     assert np.all(np.diff(indptr) >= 0) and indptr[-1] == len(sellers)
+
+
+# -- a plugin's edits are checked -------------------------------------------------------------
+
+BAD_EDITS = {
+    "edge to an unknown node": (
+        "graph.add_edge('chip_vendor:0', 'ghost:0', good='accelerators')",
+        "node 'ghost:0' is not a participant of the experiment",
+    ),
+    "node without sector": (
+        "del graph.nodes['datacenter:0']['sector']",
+        "node 'datacenter:0' has no 'sector' attribute",
+    ),
+    "node without region": (
+        "del graph.nodes['datacenter:0']['region']",
+        "node 'datacenter:0' has no 'region' attribute",
+    ),
+    "edge without good": (
+        "del graph.edges[next(iter(graph.in_edges('inference:0')))]['good']",
+        "-> 'inference:0' has no 'good' attribute",
+    ),
+    "good the buyer does not buy": (
+        "graph.add_edge('chip_vendor:0', 'utility:0', good='accelerators')",
+        "edge 'chip_vendor:0' -> 'utility:0': sector 'utility' buys nothing, not 'accelerators'",
+    ),
+    "good the seller does not sell": (
+        "graph.add_edge('utility:0', 'inference:0', good='compute')",
+        "edge 'utility:0' -> 'inference:0': sector 'utility' sells 'power', not 'compute'",
+    ),
+}
+
+
+@pytest.mark.parametrize("edit", BAD_EDITS.values(), ids=BAD_EDITS.keys())
+def test_invalid_graph_edit_names_the_plugin_and_the_problem(edit, write_experiment, tmp_path):
+    """A graph edit that breaks the graph is one line naming the plugin, hook and problem."""
+    code, problem = edit
+    (tmp_path / "bad_graph.py").write_text(
+        "import marketsim\n\n\n@marketsim.hookimpl\n"
+        f"def marketsim_modify_graph(graph, experiment):\n    {code}\n"
+    )
+    experiment = marketsim.load_experiment(write_experiment('plugins = ["bad_graph.py"]\n'))
+    with pytest.raises(PluginError) as raised:
+        experiment.supply_graph()
+    message = str(raised.value)
+    assert message.startswith(
+        "plugin 'bad_graph.py' left an invalid supply graph in hook marketsim_modify_graph: "
+    )
+    assert problem in message and "\n" not in message
+
+
+def test_invalid_graph_edit_is_a_user_error_on_the_command_line(write_experiment, tmp_path):
+    """marketsim graph and run show the broken edit as one line, exit 2, nothing written."""
+    code, problem = BAD_EDITS["edge to an unknown node"]
+    (tmp_path / "bad_graph.py").write_text(
+        "import marketsim\n\n\n@marketsim.hookimpl\n"
+        f"def marketsim_modify_graph(graph, experiment):\n    {code}\n"
+    )
+    path = write_experiment('plugins = ["bad_graph.py"]\n')
+    for args in (
+        ["graph", path, "--out", tmp_path / "g.graphml"],
+        ["run", path, "--out", tmp_path / "out"],
+    ):
+        result = CliRunner().invoke(cli, [str(a) for a in args])
+        assert result.exit_code == 2, result.output
+        assert len(result.stderr.splitlines()) == 1
+        assert problem in result.stderr
+    assert not (tmp_path / "g.graphml").exists() and not (tmp_path / "out").exists()
+
+
+def test_a_valid_graph_has_no_problem():
+    """The graph as built passes the check a plugin's edits must pass."""
+    graph = build_supply_graph(MEMBERS, SELLS, BUYS, table(), seed=3)
+    participants = {node: (data["sector"], data["index"]) for node, data in graph.nodes.items()}
+    assert supply_graph_problem(graph, participants, SELLS, BUYS) is None
+    graph.remove_node("chip_vendor:0")  # removing participants or edges is allowed
+    assert supply_graph_problem(graph, participants, SELLS, BUYS) is None
