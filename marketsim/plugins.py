@@ -153,7 +153,18 @@ def plugin_manager(
 
 
 def plugin_records(manager: PluginManager) -> tuple[PluginRecord, ...]:
-    """How every plugin of ``manager`` was loaded, in registration order (picklable)."""
+    """How every plugin of ``manager`` was loaded, in registration order (picklable).
+
+    Raises:
+        PluginError: a plugin was registered by hand (``manager.register``), so there is no
+            record of how to load it in another process.
+    """
+    by_hand = [name for name, _ in manager.list_name_plugin() if name not in manager.records]
+    if by_hand:
+        raise PluginError(
+            f"plugin {by_hand[0]!r} was registered by hand, not loaded from a file, module or "
+            "entry point: it cannot be loaded in another process (name it in the experiment)"
+        )
     return tuple(manager.records.values())
 
 

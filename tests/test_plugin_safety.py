@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -162,6 +163,20 @@ def test_module_plugin_changed_on_disk_stops_the_workers(write_experiment, tmp_p
         f"plugin {module_name!r} changed on disk during the run ({module.resolve()}); "
         "run again to use the new code"
     )
+
+
+def test_a_plugin_registered_by_hand_is_not_silently_dropped(baseline_path):
+    """An experiment with a plugin registered by hand refuses to pickle rather than lose it."""
+
+    class ByHand:
+        @marketsim.hookimpl
+        def marketsim_step_start(self, model):
+            pass
+
+    experiment = marketsim.load_experiment(baseline_path, ["experiment.steps=6"])
+    experiment.manager.register(ByHand(), name="by_hand")
+    with pytest.raises(PluginError, match="'by_hand' was registered by hand"):
+        pickle.dumps(experiment)
 
 
 def test_a_failing_replication_stops_the_run(write_experiment, tmp_path):
