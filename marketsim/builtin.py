@@ -60,7 +60,9 @@ EXPERIMENT_TABLE = TableSchema(
     doc="The run: name, seed, length.",
     params={
         "name": Param(str, doc="the experiment's name (default output: results/<name>)"),
-        "seed": Param(int, 0, "seed of every random stream (graph, demand noise)", ge=0),
+        "seed": Param(
+            int, 0, "seed of every random stream (graph, demand noise)", ge=0, le=2**63 - 1
+        ),
         "steps": Param(int, 120, "number of steps to simulate", "steps", ge=1, le=100_000),
         "step_months": Param(
             int,

@@ -11,6 +11,12 @@ An experiment is a TOML file, optionally built on another one with ``extends``, 
 ``"--set"``, it came from, so an `ExperimentError` names where the bad value was written.
 The resolved experiment has every default filled in; `experiment_sha256` identifies it and
 `dump_toml` writes it back as TOML.
+
+What the model can hold is bounded before anything is built: only regular files of at most
+`MAX_FILE_BYTES` are read (a FIFO or device is never opened), tables and arrays nest at most
+`MAX_NESTING` deep, integers fit in 64 bits, no string holds a NUL, every built-in number has
+a finite range in its schema, and `estimate_size` checks the whole experiment against
+`MEMORY_BUDGET_BYTES`. docs/experiments.md ("Bounds") states each limit and its reason.
 """
 
 from __future__ import annotations
@@ -31,9 +37,15 @@ from typing import Any
 from typing import NoReturn
 
 from marketsim.errors import ExperimentError
+from marketsim.limits import check_shape
+from marketsim.limits import non_regular_kind
+from marketsim.limits import read_regular_file
+from marketsim.limits import show_value
+from marketsim.limits import too_deep_message
 from marketsim.schema import Param
 from marketsim.schema import Registry
 from marketsim.schema import TableSchema
+from marketsim.schema import format_bound
 
 SET_SOURCE = "--set"
 """The source named in errors about values given as overrides."""
@@ -86,9 +98,10 @@ def _load(name: str, chain: tuple[tuple[str, str], ...]) -> tuple[dict, dict]:
 
 def _base_name(name: str, base_ref: Any, chain: tuple[tuple[str, str], ...]) -> str:
     """The path of the file ``name`` extends, checked to exist and not to close a cycle."""
-    if not isinstance(base_ref, str):
+    if not isinstance(base_ref, str) or not base_ref.strip():
+        what = "an empty string" if isinstance(base_ref, str) else show_value(base_ref)
         raise ExperimentError(
-            f"expected a string (a path relative to this file), got {_show(base_ref)}",
+            f"expected a string naming a TOML file (relative to this file), got {what}",
             source=name,
             key="extends",
         )
@@ -98,28 +111,65 @@ def _base_name(name: str, base_ref: Any, chain: tuple[tuple[str, str], ...]) -> 
     if real in seen:
         cycle = [shown for _, shown in chain[seen.index(real) :]] + [base_name]
         raise ExperimentError(f"extends cycle: {' -> '.join(cycle)}", source=name, key="extends")
-    if not os.path.exists(base_name):
-        raise ExperimentError(f"base file not found: {base_name}", source=name, key="extends")
+    try:
+        kind = non_regular_kind(os.stat(base_name).st_mode)
+    except FileNotFoundError:
+        raise ExperimentError(
+            f"base file not found: {base_name}", source=name, key="extends"
+        ) from None
+    except OSError as exc:
+        raise ExperimentError(
+            f"cannot read base file {base_name}: {exc.strerror or exc}", source=name, key="extends"
+        ) from None
+    if kind:
+        raise ExperimentError(
+            f"expected a regular file (a TOML file), got {kind}: {base_name}",
+            source=name,
+            key="extends",
+        )
     return base_name
 
 
 def _parse(name: str) -> dict:
     """Reads and parses one TOML file, turning every failure into an `ExperimentError`."""
-    try:
-        data = Path(name).read_bytes()
-    except FileNotFoundError:
-        raise ExperimentError("file not found", source=name) from None
-    except OSError as exc:
-        raise ExperimentError(f"cannot read file: {exc.strerror or exc}", source=name) from None
+    if "\0" in name:
+        raise ExperimentError("expected a file name, got one with a NUL character", source=name)
+    data = read_regular_file(name)
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
         raise ExperimentError(f"not UTF-8 text (bad byte at line {line})", source=name) from None
+    parsed = _parse_toml(text, source=name)
+    check_shape(parsed, lambda path, message: _fail_at(name, path, message))
+    return parsed
+
+
+def _parse_toml(text: str, source: str, key: str | None = None) -> dict:
+    """``tomllib.loads(text)``, every failure (syntax, depth, size) an `ExperimentError`."""
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ExperimentError(_toml_error_message(str(exc)), source=name) from None
+        raise ExperimentError(_toml_error_message(str(exc)), source, key) from None
+    except RecursionError:
+        raise ExperimentError(too_deep_message(), source, key) from None
+    except ValueError as exc:  # an integer of more digits than Python converts
+        raise ExperimentError(
+            f"invalid TOML: expected 64-bit integers, got a number too long to read "
+            f"({_int_text(exc)})",
+            source,
+            key,
+        ) from None
+
+
+def _int_text(error: ValueError) -> str:
+    """What Python said about a number it would not convert, without its advice to coders."""
+    return str(error).split(";")[0]
+
+
+def _fail_at(source: str, path: str, message: str) -> NoReturn:
+    """Raises an `ExperimentError` about the key at ``path`` written in ``source``."""
+    raise ExperimentError(message, source=source, key=path or None)
 
 
 def _toml_error_message(message: str) -> str:
@@ -172,7 +222,8 @@ def apply_overrides(raw: dict, origins: dict, overrides: Iterable[str]) -> dict:
         A new dict with the overrides applied.
 
     Raises:
-        ExperimentError: an override is malformed or sets a key inside a non-table value.
+        ExperimentError: an override is malformed, nested too deeply (see `check_shape`) or
+            sets a key inside a non-table value.
     """
     result = copy.deepcopy(raw)
     for text in overrides:
@@ -188,17 +239,31 @@ def _parse_override(text: str) -> tuple[list[str], Any]:
     keys = [part.strip() for part in key_text.split(".")]
     if not sep or not all(keys) or "\n" in key_text:
         raise ExperimentError(
-            f"malformed override {text!r}: expected dotted.key=value", source=SET_SOURCE
+            f"malformed override {show_value(text)}: expected dotted.key=value", source=SET_SOURCE
         )
-    return keys, _parse_override_value(value_text.strip())
+    key = ".".join(keys)
+    value = _parse_override_value(value_text.strip(), key)
+    document: Any = value
+    for part in reversed(keys):
+        document = {part: document}
+    check_shape(document, lambda path, message: _fail_at(SET_SOURCE, path, message))
+    return keys, value
 
 
-def _parse_override_value(text: str) -> Any:
+def _parse_override_value(text: str, key: str) -> Any:
     """The TOML value written in ``text``, or ``text`` itself if it is not one."""
     try:
         parsed = tomllib.loads(f"v = {text}")
     except tomllib.TOMLDecodeError:
         return text
+    except RecursionError:
+        raise ExperimentError(too_deep_message(), SET_SOURCE, key) from None
+    except ValueError as exc:  # an integer of more digits than Python converts
+        raise ExperimentError(
+            f"expected a 64-bit integer, got a number too long to read ({_int_text(exc)})",
+            SET_SOURCE,
+            key,
+        ) from None
     return parsed["v"] if parsed.keys() == {"v"} else text
 
 
@@ -210,7 +275,7 @@ def _set_path(table: dict, keys: list[str], value: Any, text: str) -> None:
         if not isinstance(child, dict):
             parent = ".".join(keys[: depth + 1])
             raise ExperimentError(
-                f"cannot apply {text!r}: {parent} is {_show(child)}, not a table",
+                f"cannot apply {text!r}: {parent} is {show_value(child)}, not a table",
                 source=SET_SOURCE,
                 key=".".join(keys),
             )
@@ -280,6 +345,7 @@ def validate(raw: dict, registry: Registry, origins: dict, default_source: str) 
             required key; ``source`` is where the key came from, ``key`` its dotted path.
     """
     ctx = _Context(origins, default_source)
+    check_shape(raw, ctx.fail)
     _check_known(ctx, raw, [*registry.tables, *_BUILTIN_TOP], "", "key")
     resolved: dict[str, Any] = {
         "plugins": _param_value(ctx, _PLUGINS_PARAM, raw.get("plugins", []), "plugins")
@@ -320,7 +386,7 @@ def _join(prefix: str, key: str) -> str:
 def _require_table(ctx: _Context, value: Any, path: str) -> dict:
     """``value`` if it is a table, else fails."""
     if not isinstance(value, dict):
-        ctx.fail(path, f"expected a table, got {_show(value)}")
+        ctx.fail(path, f"expected a table, got {show_value(value)}")
     return value
 
 
@@ -372,7 +438,7 @@ def _market(ctx: _Context, value: Any, registry: Registry, good: str) -> dict:
     value = _require_table(ctx, value, path)
     mechanism = value.get("mechanism", registry.market_goods[good])
     if not isinstance(mechanism, str):
-        ctx.fail(f"{path}.mechanism", f"expected a string, got {_show(mechanism)}")
+        ctx.fail(f"{path}.mechanism", f"expected a string, got {show_value(mechanism)}")
     if mechanism not in registry.mechanism_tables:
         hint = _suggestion(mechanism, list(registry.mechanism_tables), listing=True)
         ctx.fail(f"{path}.mechanism", f"unknown mechanism {mechanism!r}{hint}")
@@ -393,7 +459,7 @@ def _param_value(ctx: _Context, param: Param, value: Any, path: str) -> Any:
 def _list_value(ctx: _Context, param: Param, value: Any, path: str) -> list:
     """A list whose items are each checked against ``param.item_kind``, range and choices."""
     if not isinstance(value, list):
-        ctx.fail(path, f"expected {param.kind_name()}, got {_show(value)}")
+        ctx.fail(path, f"expected {param.kind_name()}, got {show_value(value)}")
     item_name = Param(param.item_kind).kind_name()
     items = []
     for index, item in enumerate(value):
@@ -413,7 +479,7 @@ def _typed(ctx: _Context, kind: type, value: Any, path: str, kind_name: str) -> 
     else:
         ok = isinstance(value, kind)
     if not ok:
-        ctx.fail(path, f"expected {kind_name}, got {_show(value)}")
+        ctx.fail(path, f"expected {kind_name}, got {show_value(value)}")
     if kind is float:
         return _finite(ctx, value, path)
     return _free_value(ctx, value, path)
@@ -426,7 +492,7 @@ def _finite(ctx: _Context, value: int | float, path: str) -> float:
     except OverflowError:
         number = math.inf
     if not math.isfinite(number):
-        ctx.fail(path, f"must be a finite number, got {_show(value)}")
+        ctx.fail(path, f"must be a finite number, got {show_value(value)}")
     return number
 
 
@@ -439,7 +505,7 @@ def _free_value(ctx: _Context, value: Any, path: str) -> Any:
     if isinstance(value, float):
         return _finite(ctx, value, path)
     if not isinstance(value, str | int):
-        ctx.fail(path, f"dates and times are not supported, got {_show(value)}")
+        ctx.fail(path, f"dates and times are not supported, got {show_value(value)}")
     return value
 
 
@@ -447,13 +513,13 @@ def _check_range(ctx: _Context, param: Param, value: Any, path: str) -> None:
     """Fails if ``value`` (as written, already type-checked) is outside choices or bounds."""
     if param.choices is not None and value not in param.choices:
         options = ", ".join(repr(choice) for choice in param.choices)
-        ctx.fail(path, f"must be one of {options}, got {_show(value)}")
+        ctx.fail(path, f"must be one of {options}, got {show_value(value)}")
     if not _is_number(value):
         return
     bounds = [(attr, getattr(param, attr)) for attr in _BOUNDS if getattr(param, attr) is not None]
     if not all(getattr(operator, attr)(value, bound) for attr, bound in bounds):
-        text = " and ".join(f"{_BOUNDS[attr]} {bound:g}" for attr, bound in bounds)
-        ctx.fail(path, f"must be {text}, got {_show(value)}")
+        text = " and ".join(f"{_BOUNDS[attr]} {format_bound(bound)}" for attr, bound in bounds)
+        ctx.fail(path, f"must be {text}, got {show_value(value)}")
 
 
 def _default(param: Param) -> Any:
@@ -473,19 +539,38 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def _show(value: Any) -> str:
-    """A short one-line TOML-like rendering of a value for error messages."""
-    if isinstance(value, bool):
-        text = "true" if value else "false"
-    elif isinstance(value, dict):
-        return "a table"
-    elif isinstance(value, list):
-        text = "[" + ", ".join(_show(item) for item in value) + "]"
-    elif isinstance(value, int | float | str):
-        text = repr(value)
-    else:
-        text = str(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+# --- schemas and size ------------------------------------------------------------------
+
+
+def schema_problems(schema: TableSchema) -> Iterator[tuple[str, str]]:
+    """What is wrong with a schema's own bounds and defaults, key by key.
+
+    Every bound must be a finite number and every default must pass the schema's own checks
+    (type, finite, range, choices), so that a table left out of an experiment resolves to
+    valid values. Plugins' schemas are checked when they are registered.
+
+    Yields:
+        ``(key, message)`` for each problem, e.g. ``("k", "default must be a finite number,
+        got nan")``.
+    """
+    ctx = _Context({}, "")
+    for name, param in schema.params.items():
+        bad_bounds = [
+            (attr, getattr(param, attr))
+            for attr in _BOUNDS
+            if getattr(param, attr) is not None
+            and not (_is_number(getattr(param, attr)) and math.isfinite(getattr(param, attr)))
+        ]
+        for attr, bound in bad_bounds:
+            yield name, f"bound {attr} must be a finite number, got {show_value(bound)}"
+        if param.required or bad_bounds:
+            continue
+        try:
+            _param_value(ctx, param, _default(param), name)
+        except ExperimentError as error:
+            yield name, f"default {error.message}"
+        except (TypeError, ValueError) as error:  # e.g. a default of an unorderable type
+            yield name, f"default cannot be checked: {error}"
 
 
 # --- identity and output ------------------------------------------------------------------

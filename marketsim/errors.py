@@ -7,6 +7,38 @@ when the books stop balancing during a run. Anything else is a bug and keeps its
 
 from __future__ import annotations
 
+import unicodedata
+
+_LINE_UNSAFE = ("Cc", "Cf", "Cs", "Zl", "Zp")
+"""Unicode categories escaped in error lines: controls (newlines among them), format
+characters (bidirectional overrides), lone surrogates, line and paragraph separators."""
+_SHORT_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def one_line(text: str) -> str:
+    """``text`` with every character that could break or disguise a line escaped.
+
+    Newlines, other control characters, line separators, bidirectional overrides and lone
+    surrogates become ``\\n``, ``\\x07``, ``\\u2028``, ... so a message naming a key or value
+    written with them is still one line, shown as written.
+    """
+    if text.isprintable():
+        return text
+    return "".join(_escape(char) for char in text)
+
+
+def _escape(char: str) -> str:
+    if char == " " or unicodedata.category(char) not in _LINE_UNSAFE:
+        return char
+    if char in _SHORT_ESCAPES:
+        return _SHORT_ESCAPES[char]
+    code = ord(char)
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    if code < 0x10000:
+        return f"\\u{code:04x}"
+    return f"\\U{code:08x}"
+
 
 class MarketsimError(Exception):
     """Base class of the errors a user can cause; shown as one line, exit code 2."""
@@ -28,10 +60,10 @@ class ExperimentError(MarketsimError):
         super().__init__(self.line())
 
     def line(self) -> str:
-        """The one-line form: ``file: key: message``."""
+        """The one-line form: ``file: key: message``, control characters escaped."""
         parts = [p for p in (self.source, self.key) if p]
         parts.append(self.message)
-        return ": ".join(parts)
+        return one_line(": ".join(parts))
 
 
 class LedgerError(MarketsimError):

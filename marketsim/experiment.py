@@ -20,12 +20,15 @@ from marketsim.config import SET_SOURCE
 from marketsim.config import apply_overrides
 from marketsim.config import experiment_sha256
 from marketsim.config import read_experiment_file
+from marketsim.config import schema_problems
 from marketsim.config import validate
 from marketsim.errors import ExperimentError
 from marketsim.errors import PluginError
 from marketsim.graph import build_supply_graph
 from marketsim.graph import check_restrictions
 from marketsim.graph import supply_graph_problem
+from marketsim.limits import MEMORY_BUDGET_BYTES
+from marketsim.limits import estimate_size
 from marketsim.markets.market import GoodSpec
 from marketsim.markets.market import MechanismSpec
 from marketsim.metrics import TABLES
@@ -105,11 +108,13 @@ def collect_components(manager: PluginManager) -> Components:
             raise PluginError(f"register_mechanisms: expected a MechanismSpec, got {spec!r}")
         return spec.name, spec
 
-    def table(name, schema=None):
+    def table(name, schema=None, plugin=BUILTIN_NAME):
         if not isinstance(name, str) or not isinstance(schema, TableSchema):
             raise PluginError("register_config_tables: expected (name, TableSchema)")
         if name in ("agents", "markets", "plugins"):
             raise PluginError(f"register_config_tables: {name!r} is reserved")
+        for key, problem in schema_problems(schema):
+            raise PluginError(f"plugin {plugin!r}: config table [{name}], key {key!r}: {problem}")
         return name, schema
 
     def metric_register(plugin: str):
@@ -151,7 +156,9 @@ def collect_components(manager: PluginManager) -> Components:
     call_registry_hook(
         manager,
         "marketsim_register_config_tables",
-        lambda plugin: adder("config table", found.tables, table, plugin),
+        lambda plugin: adder(
+            "config table", found.tables, lambda *item: table(*item, plugin=plugin), plugin
+        ),
     )
     for cls in found.sectors.values():
         for name in (cls.sells, *cls.buys):
@@ -308,6 +315,8 @@ RESERVED_COLUMNS = ("replication", "step", "sector", "market", "firm", "region")
 """Key columns of the results tables; no metric may take these names."""
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+MAX_NAME_LENGTH = 100
+"""Longest experiment name: it names a directory, and file systems cap a name at 255 bytes."""
 
 
 def config_name(raw: dict[str, Any]) -> Any:
@@ -317,8 +326,17 @@ def config_name(raw: dict[str, Any]) -> Any:
 
 
 def check_name(name: Any, source: str) -> None:
-    """The name becomes a directory: letters, digits, ``.``, ``_``, ``-``; no ``..``."""
-    if isinstance(name, str) and (not _NAME.fullmatch(name) or ".." in name):
+    """The name becomes a directory: up to 100 letters, digits, ``.``, ``_``, ``-``; no ``..``."""
+    if not isinstance(name, str):
+        return
+    if len(name) > MAX_NAME_LENGTH:
+        raise ExperimentError(
+            f"expected at most {MAX_NAME_LENGTH} characters (it names the results directory), "
+            f"got {len(name)}: {name[:20]!r}...",
+            source,
+            "experiment.name",
+        )
+    if not _NAME.fullmatch(name) or ".." in name:
         raise ExperimentError(
             f"must be letters, digits, '.', '_' or '-' (it names the results directory), "
             f"got {name!r}",
@@ -349,3 +367,23 @@ def check_chain(config: dict[str, Any], components: Components, source: str) -> 
                     source,
                     f"agents.{name}",
                 )
+    check_size(config, components, source)
+
+
+def check_size(config: dict[str, Any], components: Components, source: str) -> None:
+    """The experiment must fit the memory budget (`marketsim.limits.estimate_size`).
+
+    Raises:
+        ExperimentError: on the key that contributes most (``agents``, ``experiment`` or
+            ``output.firm_level``), with the counts and the estimate.
+    """
+    size = estimate_size(config, components.sectors)
+    if size.bytes > MEMORY_BUDGET_BYTES:
+        parts = size.bytes_by_key()
+        key = max(parts, key=parts.__getitem__)
+        raise ExperimentError(
+            f"expected an experiment that fits in {MEMORY_BUDGET_BYTES / 2**30:g} GiB of "
+            f"memory (docs/experiments.md, Bounds), got {size.describe()}",
+            source,
+            key,
+        )

@@ -56,6 +56,7 @@ FINANCE_TABLE = TableSchema(
             "valuation / fundamental value",
             "ratio",
             ge=0,
+            le=10,
             source="assumption",
         ),
         "debt_term_months": Param(
@@ -64,6 +65,7 @@ FINANCE_TABLE = TableSchema(
             "debt is repaid in equal slices over this term",
             "months",
             ge=1,
+            le=1200,
             source="assumption",
         ),
         "payout_ratio": Param(
@@ -81,6 +83,7 @@ FINANCE_TABLE = TableSchema(
             "months of costs a firm keeps in cash; cash above it repays debt",
             "months",
             ge=0,
+            le=120,
             source="assumption",
         ),
         "tax_rate": Param(

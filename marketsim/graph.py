@@ -42,6 +42,7 @@ GRAPH_TABLE = TableSchema(
             "sellers each buyer links to, per good it buys (all if fewer)",
             "edges",
             ge=1,
+            le=1000,
             source="assumption",
         ),
         "cross_region_weight": Param(

@@ -33,6 +33,14 @@ _PLURAL_NAMES = {
 }
 
 
+def format_bound(bound: float) -> str:
+    """A bound as written in docs and errors: a float as ``%g``, an int exactly (from a
+    million on with ``_`` between thousands, as TOML may write it: ``1_000_000``)."""
+    if isinstance(bound, int) and not isinstance(bound, bool):
+        return f"{bound:_}" if abs(bound) >= 10**6 else str(bound)
+    return f"{bound:g}"
+
+
 @dataclass(frozen=True)
 class Param:
     """One key of an experiment table.
@@ -80,7 +88,7 @@ class Param:
         parts = []
         for op, bound in ((">", self.gt), (">=", self.ge), ("<", self.lt), ("<=", self.le)):
             if bound is not None:
-                parts.append(f"{op} {bound:g}")
+                parts.append(f"{op} {format_bound(bound)}")
         if self.choices is not None:
             parts.append("one of " + ", ".join(repr(c) for c in self.choices))
         return " and ".join(parts)

@@ -1,7 +1,13 @@
-"""Broken experiments: exit code 2, one line naming file, key and expectation, nothing written."""
+"""Broken experiments: exit code 2, one line naming file, key and expectation, nothing written.
+
+Also the bounds of what the model can hold (docs/experiments.md, Bounds): counts, steps and
+replications against the memory budget, nesting, 64-bit integers, a finite range for every
+number, regular files only, and plugin tables whose defaults break their own rules.
+"""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -38,6 +44,39 @@ import marketsim
 @marketsim.hookimpl
 def marketsim_step_ends(model):
     pass
+"""
+
+NAN_DEFAULT_PLUGIN = """\
+import marketsim
+from marketsim import Param
+from marketsim import TableSchema
+
+
+@marketsim.hookimpl
+def marketsim_register_config_tables(register):
+    register("knobs", TableSchema(params={"k": Param(float, default=float("nan"))}))
+"""
+
+OUT_OF_RANGE_DEFAULT_PLUGIN = """\
+import marketsim
+from marketsim import Param
+from marketsim import TableSchema
+
+
+@marketsim.hookimpl
+def marketsim_register_config_tables(register):
+    register("knobs", TableSchema(params={"share": Param(float, default=2.0, ge=0, le=1)}))
+"""
+
+NAN_BOUND_PLUGIN = """\
+import marketsim
+from marketsim import Param
+from marketsim import TableSchema
+
+
+@marketsim.hookimpl
+def marketsim_register_config_tables(register):
+    register("knobs", TableSchema(params={"k": Param(float, default=1.0, le=float("nan"))}))
 """
 
 INTERRUPT_PLUGIN = """\
@@ -89,7 +128,7 @@ CASES = {
     ),
     "negative_capacity": Case(
         "[agents.utility]\ncapacity_mw = -5\n",
-        ["agents.utility.capacity_mw", "must be > 0, got -5"],
+        ["agents.utility.capacity_mw", "must be > 0 and <= 1e+07, got -5"],
     ),
     "string_for_number": Case(
         '[agents.utility]\ncapacity_mw = "lots"\n',
@@ -210,13 +249,185 @@ CASES = {
     "experiment_file_missing": Case("", ["file not found"], write=False),
     "bad_value_in_base_file": Case(
         'extends = "bases/parent.toml"\n',
-        ["agents.utility.capacity_mw: must be > 0, got 0"],
+        ["agents.utility.capacity_mw: must be > 0 and <= 1e+07, got 0"],
         source="bases/parent.toml",
         base=False,
         files={
             "bases/parent.toml": 'extends = "@BASELINE@"\n'
             "experiment.steps = 6\n[agents.utility]\ncapacity_mw = 0\n"
         },
+    ),
+    # --- bounds: counts and the memory budget (issue item 4) ---
+    "count_beyond_bound": Case(
+        "",
+        ["agents.network_vendor.count: must be >= 0 and <= 1_000_000, got 10000000000"],
+        source="--set",
+        args=["--set", "agents.network_vendor.count=10000000000"],
+    ),
+    "segments_beyond_memory_budget": Case(
+        "",
+        ["agents: expected an experiment that fits in 8 GiB", "5,000,000 segments", "GiB"],
+        args=["--set", "agents.end_demand.count=5000000"],
+    ),
+    "edges_beyond_memory_budget": Case(
+        "",
+        ["agents: expected an experiment that fits in 8 GiB", "supply-graph edges"],
+        args=[
+            "--set",
+            "agents.end_demand.count=3000000",
+            "--set",
+            "agents.inference.count=1000",
+            "--set",
+            "graph.buyer_degree=1000",
+        ],
+    ),
+    "steps_times_replications_beyond_budget": Case(
+        "",
+        ["experiment: expected an experiment that fits in 8 GiB", "1,000,000,000 steps"],
+        steps=None,
+        args=["--set", "experiment.steps=100000", "--set", "experiment.replications=10000"],
+    ),
+    "firm_level_rows_beyond_budget": Case(
+        "",
+        ["output.firm_level: expected an experiment that fits in 8 GiB", "firm-level rows"],
+        args=[
+            "--set",
+            "agents.end_demand.count=1000000",
+            "--set",
+            "output.firm_level=true",
+            "--set",
+            "experiment.steps=120",
+        ],
+    ),
+    # --- bounds: magnitudes and integers (issue items 6 and 12) ---
+    "collateral_sensitivity_1e100": Case(
+        "",
+        ["finance.collateral_sensitivity: must be >= 0 and <= 10, got 1e+100"],
+        source="--set",
+        args=["--set", "finance.collateral_sensitivity=1e100"],
+    ),
+    "integer_of_400_digits": Case(
+        "[agents.utility]\nasset_life_months = " + "1" * 400 + "\n",
+        [
+            "agents.utility.asset_life_months: expected an integer from -2^63 to 2^63-1 "
+            "(64 bits), got an integer of 400 digits"
+        ],
+    ),
+    "integer_of_5000_digits": Case(
+        "[agents.utility]\nasset_life_months = " + "1" * 5000 + "\n",
+        ["invalid TOML: expected 64-bit integers, got a number too long to read"],
+    ),
+    "brock_hommes_beyond_range": Case(
+        "",
+        ["agents.investor.inflow_sensitivity: must be >= 0 and <= 10, got 30.01"],
+        source="--set",
+        args=[
+            "--set",
+            "agents.investor.inflow_sensitivity=30.01",
+            "--set",
+            "agents.investor.trend_coefficient=4.39",
+            "--set",
+            "agents.investor.fundamentalist_cost=4.30",
+        ],
+    ),
+    "near_float_max_stops_before_numpy": Case(
+        "[agents.utility]\ncapacity_mw = 1.7e308\n",
+        ["agents.utility.capacity_mw: must be > 0 and <= 1e+07, got 1.7e+308"],
+    ),
+    "seed_beyond_64_bits": Case(
+        "experiment.seed = 18446744073709551616\n",
+        ["experiment.seed: expected an integer from -2^63 to 2^63-1"],
+    ),
+    "nul_in_output_dir": Case(
+        '[output]\ndir = "a\\u0000b"\n', ["output.dir: expected text without NUL characters"]
+    ),
+    # --- bounds: nesting (issue item 6) ---
+    "array_2000_deep_in_file": Case(
+        "x = " + "[" * 2000 + "]" * 2000 + "\n",
+        ["expected tables and arrays nested at most 32 deep"],
+    ),
+    "array_40_deep_in_file": Case(
+        "x = " + "[" * 40 + "]" * 40 + "\n",
+        ["x" + "[0]" * 32 + ": expected tables and arrays nested at most 32 deep"],
+    ),
+    "dotted_key_3000_deep_in_file": Case(
+        ".".join(["a"] * 3000) + " = 1\n",
+        ["expected tables and arrays nested at most 32 deep"],
+    ),
+    "inline_tables_500_deep_in_file": Case(
+        "x = " + "{a = " * 500 + "1" + "}" * 500 + "\n",
+        ["expected tables and arrays nested at most 32 deep"],
+    ),
+    "array_2000_deep_in_set": Case(
+        "",
+        ["--set: x: expected tables and arrays nested at most 32 deep"],
+        source="--set",
+        args=["--set", "x=" + "[" * 2000 + "]" * 2000],
+    ),
+    "array_40_deep_in_set": Case(
+        "",
+        ["expected tables and arrays nested at most 32 deep"],
+        source="--set",
+        args=["--set", "notes.x=" + "[" * 40 + "]" * 40],
+    ),
+    "key_3000_deep_in_set": Case(
+        "",
+        ["expected tables and arrays nested at most 32 deep"],
+        source="--set",
+        args=["--set", ".".join(["a"] * 3000) + "=1"],
+    ),
+    # --- files and names (issue items 7 and 15) ---
+    "extends_empty_string": Case(
+        'extends = ""\n',
+        ["extends: expected a string naming a TOML file (relative to this file), got an empty"],
+        base=False,
+        steps=None,
+    ),
+    "extends_a_directory": Case(
+        'extends = "bases"\n',
+        ["extends: expected a regular file (a TOML file), got a directory"],
+        base=False,
+        steps=None,
+        files={"bases/parent.toml": ""},
+    ),
+    "extends_a_device": Case(
+        'extends = "/dev/null"\n',
+        ["extends: expected a regular file (a TOML file), got a character device: /dev/null"],
+        base=False,
+        steps=None,
+    ),
+    "experiment_file_too_big": Case(
+        "# padding\n" * 500_000, ["expected an experiment file of at most 4,194,304 bytes"]
+    ),
+    "name_of_250_characters": Case(
+        "experiment.name = " + '"' + "a" * 250 + '"\n',
+        ["experiment.name: expected at most 100 characters", "got 250"],
+    ),
+    "newline_in_key_stays_one_line": Case(
+        '[agents.utility]\n"cap\\nacity" = 1\n',
+        ["agents.utility.cap\\nacity: unknown key 'cap\\nacity'"],
+    ),
+    "line_separator_in_key_stays_one_line": Case(
+        '[agents.utility]\n"a\\u2028b" = 1\n', ["agents.utility.a\\u2028b: unknown key"]
+    ),
+    # --- plugin tables (issue item 6) ---
+    "plugin_table_nan_default": Case(
+        'plugins = ["knobs.py"]\n',
+        [
+            "plugins: plugin 'knobs.py': config table [knobs], key 'k': default must be a "
+            "finite number, got nan"
+        ],
+        files={"knobs.py": NAN_DEFAULT_PLUGIN},
+    ),
+    "plugin_table_default_out_of_range": Case(
+        'plugins = ["knobs.py"]\n',
+        ["plugin 'knobs.py': config table [knobs], key 'share': default must be >= 0 and <= 1"],
+        files={"knobs.py": OUT_OF_RANGE_DEFAULT_PLUGIN},
+    ),
+    "plugin_table_nan_bound": Case(
+        'plugins = ["knobs.py"]\n',
+        ["plugin 'knobs.py': config table [knobs], key 'k': bound le must be a finite number"],
+        files={"knobs.py": NAN_BOUND_PLUGIN},
     ),
     "plugin_raises_in_hook": Case(
         'plugins = ["hooks/boom.py"]\n',
@@ -310,3 +521,35 @@ def test_interrupt_writes_nothing(write_experiment, tmp_path):
     assert result.stderr.splitlines() == ["interrupted: nothing was written"]
     assert not out.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["experiment.toml", "stop.py"]
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
+@pytest.mark.parametrize("named_by", ["command", "extends"])
+def test_fifo_is_refused_without_being_opened(tmp_path, named_by):
+    """A FIFO, as the experiment or as its base, is one line and exit 2, never a hang.
+
+    Run in a subprocess: opening a FIFO would wait for a writer forever, so a regression
+    shows as the (generous) timeout expiring rather than as a hung test session.
+    """
+    fifo = tmp_path / "pipe.toml"
+    os.mkfifo(fifo)
+    experiment = fifo
+    if named_by == "extends":
+        experiment = tmp_path / "experiment.toml"
+        experiment.write_text('extends = "pipe.toml"\n', encoding="utf-8")
+    out = tmp_path / "out"
+    result = subprocess.run(
+        [sys.executable, "-m", "marketsim", "run", str(experiment), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.splitlines() == [
+        f"error: {experiment}: extends: expected a regular file (a TOML file), got a FIFO "
+        f"(named pipe): {fifo}"
+        if named_by == "extends"
+        else f"error: {fifo}: expected a regular file (a TOML file), got a FIFO (named pipe)"
+    ]
+    assert not out.exists()

@@ -15,8 +15,18 @@ from marketsim.config import canonical_json
 from marketsim.config import dump_toml
 from marketsim.config import experiment_sha256
 from marketsim.config import read_experiment_file
+from marketsim.config import schema_problems
 from marketsim.config import validate
 from marketsim.errors import ExperimentError
+from marketsim.experiment import check_name
+from marketsim.experiment import collect_components
+from marketsim.experiment import load_experiment
+from marketsim.limits import INT64_MAX
+from marketsim.limits import INT64_MIN
+from marketsim.limits import MAX_NESTING
+from marketsim.limits import MEMORY_BUDGET_BYTES
+from marketsim.limits import estimate_size
+from marketsim.plugins import plugin_manager
 from marketsim.schema import Param
 from marketsim.schema import Registry
 from marketsim.schema import TableSchema
@@ -488,3 +498,198 @@ def test_dump_toml_round_trips(table):
     dumped = dump_toml(table)
     assert tomllib.loads(dumped) == table
     assert json.loads(canonical_json(table)) == table
+
+
+# --- bounds: what the model can hold ------------------------------------------------------
+
+
+def builtin_schemas() -> list[tuple[str, TableSchema]]:
+    """Every schema the built-in plugin registers, with where it appears in a file."""
+    components = collect_components(plugin_manager())
+    return [
+        *((f"[{name}]", schema) for name, schema in components.tables.items()),
+        *((f"[agents.{name}]", cls.schema) for name, cls in components.sectors.items()),
+        *((f"mechanism {name}", spec.schema) for name, spec in components.mechanisms.items()),
+    ]
+
+
+def test_every_builtin_number_has_a_finite_range():
+    """Every int and float key of a built-in table has a finite lower and upper bound.
+
+    A new key without both fails here: choose bounds from its meaning and say why in
+    docs/experiments.md (schema_docs.UNIT_BOUND_REASONS).
+    """
+    unbounded = []
+    for where, schema in builtin_schemas():
+        for key, param in schema.params.items():
+            kinds = {param.kind, param.item_kind}
+            if not kinds & {int, float} or param.choices is not None:
+                continue
+            lower = param.ge if param.ge is not None else param.gt
+            upper = param.le if param.le is not None else param.lt
+            if lower is None or upper is None:
+                unbounded.append(f"{where} {key}")
+    assert not unbounded, unbounded
+
+
+def test_builtin_defaults_pass_their_own_checks():
+    """No built-in default breaks its own type, range or choices."""
+    problems = [(where, *p) for where, schema in builtin_schemas() for p in schema_problems(schema)]
+    assert problems == []
+
+
+@pytest.mark.parametrize(
+    ("param", "message"),
+    [
+        (Param(float, float("nan")), "default must be a finite number, got nan"),
+        (Param(float, float("inf"), ge=0), "default must be a finite number, got inf"),
+        (Param(float, 2.0, ge=0, le=1), "default must be >= 0 and <= 1, got 2.0"),
+        (Param(int, 1.5), "default expected an integer, got 1.5"),
+        (Param(str, "x", choices=("a", "b")), "default must be one of 'a', 'b', got 'x'"),
+        (Param(float, 1.0, le=float("nan")), "bound le must be a finite number, got nan"),
+    ],
+)
+def test_schema_problems_name_the_key(param, message):
+    """A schema whose default breaks its own rules is reported key by key."""
+    assert list(schema_problems(TableSchema({"k": param}))) == [("k", message)]
+
+
+def test_required_keys_have_no_default_to_check():
+    """A required key is not a problem."""
+    assert list(schema_problems(TableSchema({"name": Param(str)}))) == []
+
+
+def test_nesting_up_to_the_limit_is_accepted(tmp_path):
+    """Arrays nested exactly MAX_NESTING deep (the key's table counted) are read."""
+    depth = MAX_NESTING - 1  # [notes] is one level
+    text = MINIMAL + "[notes]\nx = " + "[" * depth + "]" * depth + "\n"
+    resolved = load(write(tmp_path / "x.toml", text))
+    value = resolved["notes"]["x"]
+    for _ in range(depth - 1):
+        (value,) = value
+    assert value == []
+
+
+def test_nesting_beyond_the_limit_names_the_key(tmp_path):
+    """One level more names the first key path too deep."""
+    depth = MAX_NESTING + 1
+    error = load_error(write(tmp_path / "x.toml", "x = " + "[" * depth + "]" * depth + "\n"))
+    assert error.key == "x" + "[0]" * MAX_NESTING
+    assert error.message.startswith(f"expected tables and arrays nested at most {MAX_NESTING}")
+
+
+@pytest.mark.parametrize("depth", [MAX_NESTING + 1, 5000])
+def test_deep_override_is_an_error_not_a_recursion(tmp_path, depth):
+    """A --set value nested too deep is reported against --set, however deep."""
+    path = write(tmp_path / "x.toml", MINIMAL)
+    error = load_error(path, ["notes.x=" + "[" * depth + "]" * depth])
+    assert error.source == "--set"
+    assert "nested at most" in error.message
+
+
+def test_deep_key_in_override_is_an_error(tmp_path):
+    """An override key of thousands of parts is reported, not walked recursively."""
+    error = load_error(write(tmp_path / "x.toml", MINIMAL), [".".join(["a"] * 5000) + "=1"])
+    assert error.source == "--set" and "nested at most" in error.message
+
+
+@pytest.mark.parametrize(
+    ("value", "ok"),
+    [(INT64_MAX, True), (INT64_MIN, True), (INT64_MAX + 1, False), (INT64_MIN - 1, False)],
+)
+def test_integers_are_64_bit(tmp_path, value, ok):
+    """Integers from -2^63 to 2^63-1 are read; one beyond is an error naming the key."""
+    path = write(tmp_path / "x.toml", MINIMAL + f"[notes]\nbig = {value}\n")
+    if ok:
+        assert load(path)["notes"]["big"] == value
+    else:
+        error = load_error(path)
+        assert error.key == "notes.big"
+        assert error.message.startswith("expected an integer from -2^63 to 2^63-1 (64 bits)")
+
+
+def test_huge_integer_in_override_is_one_line(tmp_path):
+    """An override integer too long for Python to convert is an error, not a ValueError."""
+    error = load_error(write(tmp_path / "x.toml", MINIMAL), ["experiment.seed=" + "9" * 5000])
+    assert (error.source, error.key) == ("--set", "experiment.seed")
+    assert "too long to read" in error.message
+
+
+def test_bom_and_crlf_read_like_plain_text(tmp_path):
+    """A UTF-8 byte-order mark and Windows line ends change nothing."""
+    text = MINIMAL + "[agents.utility]\ncapacity_mw = 5\n"
+    plain = write(tmp_path / "plain.toml", text)
+    windows = tmp_path / "windows.toml"
+    windows.write_bytes(b"\xef\xbb\xbf" + text.replace("\n", "\r\n").encode("utf-8"))
+    assert load(windows) == load(plain)
+
+
+def test_directory_is_not_an_experiment(tmp_path):
+    """A directory given as the experiment is refused with one line."""
+    error = load_error(tmp_path)
+    assert error.line() == f"{tmp_path}: expected a regular file (a TOML file), got a directory"
+
+
+def test_error_line_escapes_control_characters():
+    """A key, value or file name with newlines or other controls stays on one line."""
+    error = ExperimentError("unknown key 'a\nb'\u2028\u202e", "dir\nx.toml", "t.a\nb\x00")
+    line = error.line()
+    assert line == "dir\\nx.toml: t.a\\nb\\x00: unknown key 'a\\nb'\\u2028\\u202e"
+    assert len(line.splitlines()) == 1
+
+
+def test_message_of_a_huge_value_is_short():
+    """Error renderings are bounded, whatever the size or depth of the value."""
+    wide: list = []
+    for _ in range(MAX_NESTING - 1):
+        wide = [wide] * 20
+    error = check(MINIMAL + "[graph]\nregions = 1\n")
+    assert len(error.message) < 200
+    with pytest.raises(ExperimentError) as info:
+        validate({"experiment": {"name": "t"}, "graph": {"regions": wide}}, REGISTRY, {}, "x")
+    assert len(info.value.line()) < 300
+
+
+def test_experiment_name_length_is_capped():
+    """A name of 100 characters is fine; one of 101 is an error naming the limit."""
+    check_name("a" * 100, "x.toml")
+    with pytest.raises(ExperimentError) as info:
+        check_name("a" * 101, "x.toml")
+    assert info.value.key == "experiment.name"
+    assert info.value.message.startswith("expected at most 100 characters")
+
+
+def test_size_estimate_bounds_the_supply_graph(baseline_path):
+    """The estimated edges are never fewer than the graph built has, for several shapes."""
+    for overrides in (
+        [],
+        ["graph.buyer_degree=1"],
+        ["graph.buyer_degree=3", "agents.end_demand.count=40", "agents.inference.count=7"],
+        ["agents.chip_vendor.count=1", "agents.datacenter.count=30"],
+    ):
+        experiment = load_experiment(baseline_path, overrides)
+        size = estimate_size(experiment.config, experiment.components.sectors)
+        assert experiment.supply_graph().number_of_edges() <= size.edges
+        assert size.firms + size.segments == sum(
+            table["count"] for table in experiment.config["agents"].values()
+        )
+
+
+def test_a_million_segments_sixty_thousand_firms_ten_million_edges_fit(baseline_path):
+    """The size a coming feature needs validates: ~1M segments, ~60k firms, ~10M edges."""
+    experiment = load_experiment(
+        baseline_path,
+        [
+            "agents.end_demand.count=1000000",
+            "agents.inference.count=10000",
+            "agents.datacenter.count=30000",
+            "agents.chip_vendor.count=10000",
+            "agents.network_vendor.count=5000",
+            "agents.utility.count=4998",
+            "graph.buyer_degree=10",
+        ],
+    )
+    size = estimate_size(experiment.config, experiment.components.sectors)
+    assert size.firms == 60_000 and size.segments == 1_000_000
+    assert size.edges >= 10_000_000
+    assert size.bytes <= MEMORY_BUDGET_BYTES

@@ -40,12 +40,13 @@ COUNT = Param(
     "number of firms (or end-market segments) of this sector",
     "firms",
     ge=0,
+    le=1_000_000,
     source="assumption (experiments/baseline.toml says why each count)",
 )
 
 FIRM_FINANCE = {
     "initial_cash_usd": Param(
-        float, 1e9, "cash each firm holds at the start", "USD", ge=0, source="assumption"
+        float, 1e9, "cash each firm holds at the start", "USD", ge=0, le=1e15, source="assumption"
     ),
     "cash_dispersion": Param(
         float,
@@ -63,6 +64,7 @@ FIRM_FINANCE = {
         "most a firm of this sector may borrow, in years of its smoothed EBITDA",
         "years",
         ge=0,
+        le=100,
         source="assumption (a common leveraged-lending ceiling)",
     ),
     "opex_share_of_revenue": Param(
@@ -102,6 +104,7 @@ def scarcity_pricing_params(
             f"{prefix}price premium per unit of demand in excess of capacity",
             "share",
             ge=0,
+            le=100,
             source="assumption",
         ),
         "max_scarcity": Param(
@@ -110,6 +113,7 @@ def scarcity_pricing_params(
             f"{prefix}largest scarcity premium over the markup price",
             "share",
             ge=0,
+            le=100,
             source="assumption",
         ),
         "price_adjustment": Param(

@@ -73,6 +73,7 @@ class Datacenter(Sector):
                 "accelerators installed per operator at the start",
                 "accelerators",
                 ge=0,
+                le=1e9,
                 source="assumption: ~4M installed data-center accelerators (2025) over 8 operators",
             ),
             "initial_shell_mw": Param(
@@ -81,6 +82,7 @@ class Datacenter(Sector):
                 "facility power built per operator at the start",
                 "MW",
                 ge=0,
+                le=1e7,
                 source="assumption: initial fleet x 1.26 kW x PUE 1.3 plus 10% headroom",
             ),
             "initial_under_construction_mw": Param(
@@ -90,6 +92,7 @@ class Datacenter(Sector):
                 "evenly over the construction lead time (already paid for)",
                 "MW",
                 ge=0,
+                le=1e7,
                 source="assumption",
             ),
             "kw_per_accelerator": Param(
@@ -98,6 +101,7 @@ class Datacenter(Sector):
                 "server power per accelerator",
                 "kW",
                 gt=0,
+                le=1000,
                 source="CALIBRATION.md chips: H100 700 W x whole server about 1.8",
             ),
             "pue": Param(
@@ -106,6 +110,7 @@ class Datacenter(Sector):
                 "power usage effectiveness (facility / IT power)",
                 "ratio",
                 ge=1,
+                le=10,
                 source="CALIBRATION.md power: PUE AI builds under 1.3",
             ),
             "kits_per_accelerator": Param(
@@ -114,6 +119,7 @@ class Datacenter(Sector):
                 "network kits needed per accelerator",
                 "kits per accelerator",
                 gt=0,
+                le=1000,
                 source="assumption (a kit is the optics and ports of one accelerator)",
             ),
             "availability": Param(
@@ -140,6 +146,7 @@ class Datacenter(Sector):
                 "depreciation life of the shell",
                 "months",
                 ge=1,
+                le=1200,
                 source="assumption",
             ),
             "delivery_lead_months": Param(
@@ -166,6 +173,7 @@ class Datacenter(Sector):
                 "shell, power and cooling capex per MW (no IT)",
                 "USD per MW",
                 ge=0,
+                le=1e10,
                 source="CALIBRATION.md data centers: build cost about $11.7M per MW",
             ),
             "server_overhead_usd_per_accelerator": Param(
@@ -174,6 +182,7 @@ class Datacenter(Sector):
                 "rest of the server (CPU, memory, chassis) per accelerator",
                 "USD per accelerator",
                 ge=0,
+                le=1e9,
                 source="CALIBRATION.md chips: server cost about 1.64 x accelerator price",
             ),
             "site_opex_usd_per_mw_month": Param(
@@ -182,6 +191,7 @@ class Datacenter(Sector):
                 "site operations per MW of shell",
                 "USD per MW per month",
                 ge=0,
+                le=1e7,
                 source="assumption",
             ),
             "initial_price_usd_per_acc_hour": Param(
@@ -190,6 +200,7 @@ class Datacenter(Sector):
                 "compute price in the first month",
                 "USD per accelerator-hour",
                 gt=0,
+                le=1e6,
                 source="CALIBRATION.md compute: H100 rental about $1.70-2.35 2025-2026",
             ),
             "pricing": Param(
@@ -206,6 +217,7 @@ class Datacenter(Sector):
                 "cost_plus: markup over the full cost of an accelerator-hour",
                 "share",
                 ge=0,
+                le=100,
                 source="assumption: about $2/hour on a ~$1.8 full cost "
                 "(CALIBRATION.md compute: H100 rental $1.70-2.35)",
             ),
@@ -216,6 +228,7 @@ class Datacenter(Sector):
                 "tatonnement: price change per unit of excess demand ratio",
                 "share",
                 ge=0,
+                le=100,
                 source="assumption",
             ),
             "max_price_step": Param(
@@ -233,6 +246,7 @@ class Datacenter(Sector):
                 "ceiling on the compute price",
                 "USD per accelerator-hour",
                 gt=0,
+                le=1e6,
                 source="assumption (2.5x the 2023 peak of about $8/hour)",
             ),
             "target_utilization": Param(
@@ -252,6 +266,7 @@ class Datacenter(Sector):
                 "how far the fleet plan may run ahead of the shell that will be built by delivery",
                 "share",
                 ge=0,
+                le=10,
                 source="assumption",
             ),
             "valuation_sensitivity": Param(
@@ -261,6 +276,7 @@ class Datacenter(Sector):
                 "fundamental value (Tobin's q): rich valuations make plans bigger",
                 "ratio",
                 ge=0,
+                le=10,
                 source="assumption",
             ),
             "price_response": Param(
@@ -270,6 +286,7 @@ class Datacenter(Sector):
                 "cost (price / cost clipped to 0.5..2): scarcity prices call forth capacity",
                 "ratio",
                 ge=0,
+                le=10,
                 source="assumption",
             ),
             "plan_dispersion": Param(
@@ -289,6 +306,7 @@ class Datacenter(Sector):
                 "multiplier on extrapolated demand growth in capacity plans",
                 "ratio",
                 ge=0,
+                le=100,
                 source="assumption",
             ),
             "max_growth_per_month": Param(
@@ -297,6 +315,7 @@ class Datacenter(Sector):
                 "cap on extrapolated monthly demand growth",
                 "share",
                 ge=0,
+                le=1,
                 source="assumption",
             ),
         },

@@ -36,6 +36,7 @@ class EndDemand(Sector):
                 "number of customer segments (regions)",
                 "segments",
                 ge=0,
+                le=10_000_000,
                 source="assumption: one segment per region",
             ),
             "base_demand_mtokens_per_month": Param(
@@ -44,6 +45,7 @@ class EndDemand(Sector):
                 "demand per segment at the reference price at the start",
                 "million tokens per month",
                 gt=0,
+                le=1e15,
                 source="assumption: 3 segments ask ~78% of the initial fleet's token capacity "
                 "(4M accelerators x 730 h x 0.95 x 2.5M tokens)",
             ),
@@ -53,6 +55,7 @@ class EndDemand(Sector):
                 "price at which demand equals base demand",
                 "USD per million tokens",
                 gt=0,
+                le=1e6,
                 source="assumption (blended API price 2025)",
             ),
             "elasticity": Param(
@@ -61,6 +64,7 @@ class EndDemand(Sector):
                 "price elasticity of token demand (> 1: Jevons)",
                 "ratio",
                 ge=0,
+                le=10,
                 source="CALIBRATION.md revenue gap: not published; a parameter to sweep",
             ),
             "adoption_floor": Param(
@@ -77,6 +81,8 @@ class EndDemand(Sector):
                 30.0,
                 "month at which adoption is halfway from floor to 1",
                 "months",
+                ge=-100_000,
+                le=100_000,
                 source="assumption",
             ),
             "adoption_speed_per_month": Param(
@@ -85,6 +91,7 @@ class EndDemand(Sector):
                 "steepness of the adoption S-curve",
                 "per month",
                 ge=0,
+                le=10,
                 source="assumption",
             ),
             "demand_noise": Param(

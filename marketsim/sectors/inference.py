@@ -44,6 +44,7 @@ class Inference(Sector):
                 "initial efficiency: tokens served per accelerator-hour",
                 "million tokens per accelerator-hour",
                 gt=0,
+                le=1e6,
                 source="assumption (~700 tokens/s per accelerator averaged over models)",
             ),
             "software_spend_share": Param(
@@ -61,6 +62,7 @@ class Inference(Sector):
                 "monthly efficiency growth per unit of software spend share",
                 "per month",
                 ge=0,
+                le=1,
                 source="assumption: 2%/month (27%/year), a slice of the ~10x/year fall in "
                 "price at fixed capability (CALIBRATION.md compute)",
             ),
@@ -79,6 +81,7 @@ class Inference(Sector):
                 "step at which the one-off efficiency gain arrives",
                 "step",
                 ge=0,
+                le=100_000,
                 source="scenario lever",
             ),
             "initial_price_usd_per_mtoken": Param(
@@ -87,6 +90,7 @@ class Inference(Sector):
                 "token price in the first month",
                 "USD per million tokens",
                 gt=0,
+                le=1e6,
                 source="assumption (blended API price 2025)",
             ),
             "markup": Param(
@@ -95,6 +99,7 @@ class Inference(Sector):
                 "target markup over the compute cost of a token",
                 "share",
                 ge=0,
+                le=100,
                 source="assumption",
             ),
             **scarcity_pricing_params(0.5, 1.0),
@@ -105,6 +110,7 @@ class Inference(Sector):
                 "compute bought beyond expected need",
                 "share",
                 ge=0,
+                le=10,
                 source="assumption",
             ),
         },

@@ -52,10 +52,17 @@ class Investor(Sector):
                 "switches the capital market off",
                 "funds",
                 ge=0,
+                le=1_000_000,
                 source="assumption",
             ),
             "initial_cash_usd": Param(
-                float, 100e9, "cash of each fund at the start", "USD", ge=0, source="assumption"
+                float,
+                100e9,
+                "cash of each fund at the start",
+                "USD",
+                ge=0,
+                le=1e15,
+                source="assumption",
             ),
             "inflow_usd_per_month": Param(
                 float,
@@ -63,6 +70,7 @@ class Investor(Sector):
                 "savers' monthly inflow into the funds when valuations equal fundamentals",
                 "USD per month",
                 ge=0,
+                le=1e14,
                 source="assumption",
             ),
             "inflow_sensitivity": Param(
@@ -71,6 +79,7 @@ class Investor(Sector):
                 "elasticity of the inflow to valuation / fundamental value",
                 "ratio",
                 ge=0,
+                le=10,
                 source="assumption",
             ),
             "deploy_share": Param(
@@ -88,6 +97,7 @@ class Investor(Sector):
                 "R: gross return of the riskless asset per period of the belief dynamics",
                 "ratio",
                 gt=1,
+                le=2,
                 source="CALIBRATION.md classic results: Brock-Hommes example R = 1.1",
             ),
             "trend_coefficient": Param(
@@ -96,6 +106,7 @@ class Investor(Sector):
                 "g: trend followers expect x_t = g * x_(t-1)",
                 "ratio",
                 ge=0,
+                le=4,
                 source="CALIBRATION.md classic results: Brock-Hommes example g = 1.2",
             ),
             "trend_bias": Param(

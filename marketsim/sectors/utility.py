@@ -48,6 +48,7 @@ class Utility(Sector):
                 "generation capacity available to data centers per utility",
                 "MW",
                 gt=0,
+                le=1e7,
                 source="assumption: ~9 GW for ~4M installed accelerators at 1.26 kW x PUE 1.3",
             ),
             "max_debt_to_ebitda": Param(
@@ -56,6 +57,7 @@ class Utility(Sector):
                 "most a utility may borrow, in years of its smoothed EBITDA",
                 "years",
                 ge=0,
+                le=100,
                 source="assumption: regulated utilities borrow against their rate base, "
                 "5-7x EBITDA",
             ),
@@ -66,6 +68,7 @@ class Utility(Sector):
                 "evenly over the interconnection lead time",
                 "MW",
                 ge=0,
+                le=1e7,
                 source="assumption",
             ),
             "load_factor": Param(
@@ -83,6 +86,7 @@ class Utility(Sector):
                 "variable cost of energy (fuel, purchased energy) per MWh delivered",
                 "USD per MWh",
                 ge=0,
+                le=1e5,
                 source="assumption: below the all-in PPA prices of CALIBRATION.md power "
                 "($57-75/MWh), which include capital",
             ),
@@ -92,6 +96,7 @@ class Utility(Sector):
                 "tariff when the reserve margin is at or above target",
                 "USD per MWh",
                 gt=0,
+                le=1e5,
                 source="CALIBRATION.md power: US industrial electricity about $80/MWh",
             ),
             "fixed_om_usd_per_mw_month": Param(
@@ -100,6 +105,7 @@ class Utility(Sector):
                 "fixed operations and maintenance per MW of capacity",
                 "USD per MW per month",
                 ge=0,
+                le=1e7,
                 source="assumption",
             ),
             "target_reserve_margin": Param(
@@ -117,6 +123,7 @@ class Utility(Sector):
                 "tariff premium per unit of reserve shortfall (relative to target)",
                 "share",
                 ge=0,
+                le=100,
                 source="assumption",
             ),
             "max_scarcity": Param(
@@ -125,6 +132,7 @@ class Utility(Sector):
                 "largest scarcity premium over the base tariff",
                 "share",
                 ge=0,
+                le=100,
                 source="assumption",
             ),
             "price_adjustment": Param(
@@ -154,6 +162,7 @@ class Utility(Sector):
                 "over the lead time (0 = plan for today's load)",
                 "share",
                 ge=0,
+                le=10,
                 source="assumption",
             ),
             "max_growth_per_month": Param(
@@ -162,6 +171,7 @@ class Utility(Sector):
                 "cap on extrapolated monthly demand growth",
                 "share",
                 ge=0,
+                le=1,
                 source="assumption",
             ),
             "queue_weight": Param(
@@ -180,6 +190,7 @@ class Utility(Sector):
                 "capex per MW of new generation and grid connection",
                 "USD per MW",
                 ge=0,
+                le=1e10,
                 source="assumption",
             ),
             "max_build_share_per_month": Param(
@@ -188,6 +199,7 @@ class Utility(Sector):
                 "largest capacity order per month, as a share of capacity",
                 "share",
                 ge=0,
+                le=1,
                 source="assumption",
             ),
             "asset_life_months": Param(
@@ -196,6 +208,7 @@ class Utility(Sector):
                 "depreciation life of generation capex",
                 "months",
                 ge=1,
+                le=1200,
                 source="assumption",
             ),
         },

@@ -50,6 +50,7 @@ def vendor_params(
             f"production capacity per firm ({unit} per month)",
             f"{unit} per month",
             ge=0,
+            le=1e9,
             source=capacity[1],
         ),
         "unit_cost_usd": Param(
@@ -58,6 +59,7 @@ def vendor_params(
             f"cost of making one {unit[:-1]}, paid to the foundry/suppliers",
             "USD per unit",
             gt=0,
+            le=1e9,
             source=unit_cost[1],
         ),
         "initial_price_usd": Param(
@@ -66,6 +68,7 @@ def vendor_params(
             "price posted in the first month",
             "USD per unit",
             gt=0,
+            le=1e9,
             source=price[1],
         ),
         "markup": Param(
@@ -74,6 +77,7 @@ def vendor_params(
             "target markup over unit cost: price = cost * (1 + markup)",
             "share",
             ge=0,
+            le=100,
             source=markup[1],
         ),
         **scarcity_pricing_params(0.5, 0.5),
@@ -93,6 +97,7 @@ def vendor_params(
             "capacity added per month per unit of excess demand ratio",
             "share",
             ge=0,
+            le=100,
             source="assumption",
         ),
         "max_expansion_per_month": Param(
@@ -101,6 +106,7 @@ def vendor_params(
             "largest capacity order per month, as a share of capacity",
             "share",
             ge=0,
+            le=1,
             source="assumption",
         ),
         "capacity_decay_per_month": Param(
@@ -118,6 +124,7 @@ def vendor_params(
             "capex per unit of monthly capacity added",
             "USD per (unit/month)",
             ge=0,
+            le=1e9,
             source="assumption",
         ),
         "capacity_life_months": Param(
@@ -126,6 +133,7 @@ def vendor_params(
             "depreciation life of capacity capex",
             "months",
             ge=1,
+            le=1200,
             source="assumption",
         ),
     }
