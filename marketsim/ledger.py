@@ -6,12 +6,26 @@ savers, taxes, scrap). Assets are cash (USD) and every good (in its unit). A pos
 an amount of one asset from one account to another, tagged with a flow (revenue, capex, ...)
 so the income statement of every firm is read off the ledger rather than kept beside it.
 
-At the end of each step `Ledger.check` verifies that every account's balance equals its
-opening balance plus what was posted to it (nothing changed a balance behind the ledger's
-back), that the total of each asset over all accounts is unchanged (so cash of firms plus
-outside is constant and goods produced = goods delivered + inventory change), that market
-accounts are back at zero, and that every balance is finite. A violation raises
-`LedgerError` naming the step, the account and the amount.
+Outside accounts are sources and sinks of flows, not stocks: at the start of every step
+`Ledger.begin_step` closes each of them into ``outside_world`` with a ``closing`` posting, so
+an outside account holds one step's flows and ``outside_world`` minus what the firms and
+markets hold. No balance grows with the number of steps (tokens consumed in a month do not
+pile up for ever).
+
+At the end of each step `Ledger.check` verifies, and raises `LedgerError` naming the step,
+the account and the amount otherwise:
+
+- every balance is finite;
+- every balance is exactly what the postings made it (the ledger keeps its own copy,
+  updated by the same arithmetic, so any change behind its back is seen to the last bit);
+- each asset's total over all accounts is unchanged (conservation), within rounding of
+  ``CONSERVATION_ULPS`` ulps of the magnitudes summed;
+- market accounts are back at zero (within the sweep threshold of `sweep_rounding`);
+- each firm's own stock of a good (its fleet, pipeline, inventory) equals its ledger
+  balance. The two are computed by different arithmetic (a sum over vintages against a
+  sequence of postings), so they may differ by rounding that accumulates over the run: the
+  tolerance is ``STOCK_ROUNDING_ULPS`` ulps of the magnitudes involved (balance, turnover,
+  stock) summed over the steps so far (`Ledger.rounding_scale`). A NaN fails every check.
 """
 
 from __future__ import annotations
@@ -38,8 +52,40 @@ OUTSIDE_ACCOUNTS = (
     "consumption",
     "scrap",
     "rounding",
+    "outside_world",
 )
-"""The outside world: sources and sinks of cash and goods that are not simulated firms."""
+"""The outside world: sources and sinks of cash and goods that are not simulated firms.
+
+The last, ``outside_world``, holds the outside world's net position: every other outside
+account is closed into it at the start of each step (see `Ledger.begin_step`).
+"""
+
+OUTSIDE_WORLD = OUTSIDE_ACCOUNTS[-1]
+"""The account every other outside account is closed into at the start of each step."""
+
+STOCK_ROUNDING_ULPS = 64.0
+"""Rounding allowed between a firm's own stock and its ledger balance, in ulps per step.
+
+Each step a posting rounds a balance by at most half an ulp of the magnitudes it touches and
+a sector's own arithmetic (a sum over vintages, a pipeline shift) a few ulps more; the
+difference between the two accumulates over the run. 64 ulps of (|opening| + turnover +
+|stock|) per step bounds it with a wide margin and still catches a change of one unit in a
+fleet of a million after 100,000 steps.
+"""
+
+CONSERVATION_ULPS = 1024.0
+"""Rounding allowed in an asset's total over all accounts, in ulps of the magnitudes summed.
+
+Postings conserve every asset by construction (each amount leaves one account and enters
+another); the two sums over all accounts and the rounding of each posting (half an ulp of
+the balance it touches, a few dozen postings per account and step) stay far inside this.
+"""
+
+EPSILON = float(np.finfo(np.float64).eps)
+"""One ulp of 1.0 (2.2e-16): the relative rounding of one floating-point operation."""
+
+LARGEST = float(np.finfo(np.float64).max)
+"""The largest float: `Ledger.rounding_scale` is clamped to it rather than overflowing."""
 
 
 class Flows:
@@ -64,6 +110,7 @@ class Flows:
         "consumption",  # goods used up (energy, compute, tokens)
         "retirement",  # goods scrapped at end of life or at default
         "rounding",  # floating-point dust swept out of clearing accounts
+        "closing",  # an outside account closed into outside_world at the start of a step
     )
 
     def __init__(self):
@@ -74,13 +121,37 @@ class Flows:
         return len(self.NAMES)
 
 
+def _indices(accounts, shape: tuple[int, ...]) -> np.ndarray:
+    """Account indices as an int64 array of ``shape`` (one account is repeated)."""
+    if type(accounts) is not np.ndarray or accounts.dtype != np.int64:
+        accounts = np.asarray(accounts, dtype=np.int64)
+    if accounts.shape == shape:
+        return accounts
+    if accounts.ndim == 0:
+        return np.full(shape, accounts, dtype=np.int64)
+    return np.broadcast_to(accounts, shape)
+
+
 class Ledger:
     """Balances of every asset in every account, changed only by postings.
 
     Args:
         account_names: one name per account (firms first, then markets, then outside).
+            Accounts named in `OUTSIDE_ACCOUNTS` are closed into `OUTSIDE_WORLD` at the
+            start of every step when the ledger has such an account.
         asset_names: ``"cash"`` first, then one per good.
         market_accounts: indices of the market (clearing-house) accounts.
+
+    Attributes:
+        balances: ``[asset, account]`` balance in the asset's unit.
+        booked: ``[asset, account]`` the balances as the postings left them (the ledger's
+            own copy; `check` compares it with ``balances`` exactly).
+        opening: ``[asset, account]`` balances at the start of the step.
+        turnover: ``[asset, account]`` gross amount posted in and out this step.
+        flow_in, flow_out: ``[asset, flow, account]`` amounts received and paid this step.
+        rounding_scale: ``[asset, account]`` sum over the steps so far of |opening| +
+            turnover + |own stock|: the magnitudes whose rounding may separate a firm's
+            own stock from its ledger balance (see `STOCK_ROUNDING_ULPS`).
     """
 
     def __init__(
@@ -97,12 +168,24 @@ class Ledger:
         self.flows = Flows()
         n_assets, n_accounts = len(self.asset_names), len(self.account_names)
         self.balances = np.zeros((n_assets, n_accounts))
+        self.booked = np.zeros_like(self.balances)
         self.opening = np.zeros_like(self.balances)
-        self.posted_net = np.zeros_like(self.balances)
         self.turnover = np.zeros_like(self.balances)
+        self.rounding_scale = np.zeros_like(self.balances)
         self.flow_in = np.zeros((n_assets, len(self.flows), n_accounts))
         self.flow_out = np.zeros_like(self.flow_in)
         self.step = 0
+        world = self._account_index.get(OUTSIDE_WORLD)
+        self._world = world
+        self._closed_accounts = np.array(
+            [
+                i
+                for i, name in enumerate(self.account_names)
+                if world is not None and name in OUTSIDE_ACCOUNTS and i != world
+            ],
+            dtype=np.int64,
+        )
+        """Outside accounts closed into ``outside_world`` at the start of every step."""
 
     def account(self, name: str) -> int:
         """Index of the account called ``name``."""
@@ -112,19 +195,48 @@ class Ledger:
         """Index of the asset called ``name``."""
         return self._asset_index[name]
 
+    @property
+    def posted_net(self) -> np.ndarray:
+        """Net amount posted to each account this step (``booked - opening``)."""
+        return self.booked - self.opening
+
     def open_balance(self, asset: int, accounts, amounts) -> None:
         """Set initial balances before the first step (the economy's starting stocks)."""
         self.balances[asset, accounts] += amounts
+        self.booked[asset, accounts] += amounts
         self.opening[:] = self.balances
 
     def begin_step(self, step: int) -> None:
-        """Snapshot opening balances and clear this step's flow accumulators."""
+        """Start step ``step``: clear the flow accumulators, close the outside accounts.
+
+        Every outside account but ``outside_world`` is closed into ``outside_world`` by a
+        posting under the ``closing`` flow (a positive balance is paid to it, a negative one
+        received from it), so sources and sinks hold one step's flows. The opening balances
+        are snapshot after the closing.
+        """
         self.step = step
-        self.opening[:] = self.balances
-        self.posted_net[:] = 0.0
         self.turnover[:] = 0.0
         self.flow_in[:] = 0.0
         self.flow_out[:] = 0.0
+        if len(self._closed_accounts):
+            self._close_outside_accounts()
+        self.opening[:] = self.balances
+
+    def _close_outside_accounts(self) -> None:
+        closed, world = self._closed_accounts, self._world
+        held = self.booked[:, closed]
+        paid = np.maximum(held, 0.0)
+        received = np.maximum(-held, 0.0)
+        closing = self.flows.CLOSING
+        self.flow_out[:, closing, closed] += paid
+        self.flow_in[:, closing, closed] += received
+        self.flow_in[:, closing, world] += paid.sum(axis=1)
+        self.flow_out[:, closing, world] += received.sum(axis=1)
+        for row in (self.balances, self.booked):
+            row[:, closed] -= held
+            row[:, world] += held.sum(axis=1)
+        self.turnover[:, closed] += paid + received
+        self.turnover[:, world] += (paid + received).sum(axis=1)
 
     def transfer(self, asset: int, source, destination, amounts, flow: int) -> None:
         """Post ``amounts`` of ``asset`` from ``source`` to ``destination`` accounts.
@@ -153,17 +265,20 @@ class Ledger:
             flows * n_accounts + source, weights=amounts, minlength=len(self.flows) * n_accounts
         )
         self.flow_out[asset] += by_flow.reshape(len(self.flows), n_accounts)
+        received = self._per_account(destination, amounts)
         receiver_flow = self.flows.BUY if asset else self.flows.INVESTMENT
-        self.flow_in[asset, receiver_flow] += self._per_account(destination, amounts)
-        self._move(asset, source, destination, amounts)
+        self.flow_in[asset, receiver_flow] += received
+        self._move(asset, self._per_account(source, amounts), received)
 
     def _validated(self, asset, source, destination, amounts):
-        amounts = np.atleast_1d(np.asarray(amounts, dtype=np.float64))
-        source = np.broadcast_to(np.asarray(source, dtype=np.int64), amounts.shape)
-        destination = np.broadcast_to(np.asarray(destination, dtype=np.int64), amounts.shape)
-        bad = ~np.isfinite(amounts) | (amounts < 0.0)
-        if bad.any():
-            i = int(np.flatnonzero(bad)[0])
+        """The postings as arrays of one shape; `LedgerError` for a NaN, inf or negative."""
+        amounts = np.asarray(amounts, dtype=np.float64)
+        if amounts.ndim != 1:
+            amounts = np.atleast_1d(amounts)
+        source = _indices(source, amounts.shape)
+        destination = _indices(destination, amounts.shape)
+        if amounts.size and not (amounts.min() >= 0.0 and amounts.max() < np.inf):  # NaN too
+            i = int(np.flatnonzero(~((amounts >= 0.0) & (amounts < np.inf)))[0])
             raise LedgerError(
                 f"step {self.step}: posting of {self.asset_names[asset]} from "
                 f"{self.account_names[source[i]]} to {self.account_names[destination[i]]}: "
@@ -172,14 +287,15 @@ class Ledger:
         return source, destination, amounts
 
     def _post(self, asset, source, destination, amounts, flow_out, flow_in) -> None:
-        self.flow_out[asset, flow_out] += self._per_account(source, amounts)
-        self.flow_in[asset, flow_in] += self._per_account(destination, amounts)
-        self._move(asset, source, destination, amounts)
-
-    def _move(self, asset, source, destination, amounts) -> None:
         paid = self._per_account(source, amounts)
         received = self._per_account(destination, amounts)
-        for row in (self.balances[asset], self.posted_net[asset]):
+        self.flow_out[asset, flow_out] += paid
+        self.flow_in[asset, flow_in] += received
+        self._move(asset, paid, received)
+
+    def _move(self, asset: int, paid: np.ndarray, received: np.ndarray) -> None:
+        """Apply per-account totals paid and received to the balances and turnover."""
+        for row in (self.balances[asset], self.booked[asset]):  # the same arithmetic on both
             row -= paid
             row += received
         self.turnover[asset] += paid + received
@@ -215,46 +331,62 @@ class Ledger:
     def check(self, physical_stocks: dict[int, tuple[np.ndarray, np.ndarray]]) -> None:
         """Verify the books at the end of a step; raise `LedgerError` if they do not balance.
 
+        Every comparison is written so that NaN fails it (``~(|x| <= tol)``).
+
         Args:
             physical_stocks: asset index -> (accounts, stock): what the sectors' own state
                 says each account holds of that good (fleet, pipeline, inventory). The
-                ledger balance must equal it.
+                ledger balance must equal it, up to accumulated rounding.
 
         Raises:
             LedgerError: naming the step, the account, the asset and the amount.
         """
-        # rounding allowance: relative to the account's own activity and, for accounts that
-        # were idle this step, to the asset's activity in the whole economy
-        scale = self.turnover + np.abs(self.opening)
-        tolerance = 1e-9 * (1.0 + scale) + 1e-12 * self.turnover.sum(axis=1, keepdims=True)
-        if not np.isfinite(self.balances).all():
-            asset, account = np.argwhere(~np.isfinite(self.balances))[0]
-            self._fail(asset, account, self.balances[asset, account], "balance is not finite")
-        drift = self.balances - self.opening - self.posted_net
-        self._fail_where(drift, tolerance, "balance changed outside the ledger by")
-        totals_moved = self.posted_net.sum(axis=1)
-        for asset in np.flatnonzero(np.abs(totals_moved) > 1e-9 * (1.0 + self.turnover.sum(1))):
-            account = int(np.argmax(np.abs(self.posted_net[asset])))
-            self._fail(asset, account, totals_moved[asset], "postings do not sum to zero by")
-        market = self.balances[:, self.market_accounts]
+        with np.errstate(over="ignore"):  # magnitudes near the float limit: clamped below
+            self._check(physical_stocks)
+
+    def _check(self, physical_stocks) -> None:
+        balances = self.balances
+        self.rounding_scale += np.abs(self.opening) + self.turnover
+        np.minimum(self.rounding_scale, LARGEST, out=self.rounding_scale)
+        finite = np.isfinite(balances)
+        if not finite.all():
+            asset, account = np.argwhere(~finite)[0]
+            self._fail(asset, account, balances[asset, account], "balance is not finite")
+        changed = balances != self.booked
+        if changed.any():
+            asset, account = np.argwhere(changed)[0]
+            drift = balances[asset, account] - self.booked[asset, account]
+            self._fail(asset, account, drift, "balance changed outside the ledger by")
+        magnitude = np.abs(self.opening).sum(axis=1) + self.turnover.sum(axis=1)
+        moved = balances.sum(axis=1) - self.opening.sum(axis=1)
+        not_conserved = ~(np.abs(moved) <= CONSERVATION_ULPS * EPSILON * magnitude)
+        not_conserved &= np.isfinite(magnitude)  # sums past the float limit say nothing
+        for asset in np.flatnonzero(not_conserved):
+            account = int(np.argmax(np.abs(balances[asset] - self.opening[asset])))
+            self._fail(asset, account, moved[asset], "postings do not sum to zero by")
+        market_tolerance = 1e-9 * (1.0 + self.turnover[:, self.market_accounts])
         self._fail_where(
-            market,
-            tolerance[:, self.market_accounts],
+            balances[:, self.market_accounts],
+            market_tolerance,
             "market account not cleared, holds",
             columns=self.market_accounts,
         )
         for asset, (accounts, stock) in physical_stocks.items():
-            gap = self.balances[asset, accounts] - stock
+            stock = np.asarray(stock, dtype=float)
+            scale = np.minimum(self.rounding_scale[asset, accounts] + np.abs(stock), LARGEST)
+            self.rounding_scale[asset, accounts] = scale
+            tolerance = STOCK_ROUNDING_ULPS * EPSILON * self.rounding_scale[asset, accounts]
+            gap = balances[asset, accounts] - stock
             self._fail_where(
                 gap[None, :],
-                tolerance[asset, accounts][None, :],
+                tolerance[None, :],
                 "ledger balance differs from the firm's own stock by",
                 columns=accounts,
                 asset_rows=np.array([asset]),
             )
 
     def _fail_where(self, values, tolerance, what, columns=None, asset_rows=None):
-        bad = np.abs(values) > tolerance
+        bad = ~(np.abs(values) <= tolerance)  # NaN is bad
         if bad.any():
             row, col = np.argwhere(bad)[0]
             asset = int(asset_rows[row]) if asset_rows is not None else int(row)

@@ -5,6 +5,11 @@ one row per step and market; ``chain``: one row per step), a column, a unit and 
 of the model returning the column's values for this step (an array over sectors or markets,
 or a float for the chain). NaN means undefined (a margin with zero revenue) and is written
 as null. The built-in columns are registered through the same hook as a plugin's.
+
+What a metric returns is checked when it is recorded: numbers only (not None, not strings),
+one per row of its table, never inf. A violation stops the run with one line naming the
+metric and who registered it (`marketsim.guard.StepGuardError`); so do non-numeric or inf
+columns of a sector's ``firm_state`` (NaN there is written as null too).
 """
 
 from __future__ import annotations
@@ -16,8 +21,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from marketsim.errors import PluginError
 from marketsim.firms import INCOME_FIELDS
+from marketsim.guard import StepGuardError
+from marketsim.guard import writer
 from marketsim.plugins import guarded
 
 if TYPE_CHECKING:
@@ -104,7 +110,8 @@ def _chain_total(model, field: str) -> float:
 def _end_revenue(model) -> float:
     ledger = model.ledger
     end = ledger.account("end_customers")
-    return float(ledger.flow_out[0, :, end].sum())
+    paid = ledger.flow_out[0, :, end]
+    return float(paid.sum() - paid[ledger.flows.CLOSING])  # closing is not spending
 
 
 def _compute_utilization(model) -> float:
@@ -360,8 +367,40 @@ BUILTIN_METRICS = [
 ]
 
 
-def _metric_values(spec: MetricSpec, model) -> np.ndarray:
-    return np.atleast_1d(np.asarray(spec.compute(model), dtype=float))
+def checked_values(raw, who: str, size: int, row_of: str, step: int) -> np.ndarray:
+    """What a metric (or a ``firm_state`` column) returned, as a new float64 array.
+
+    Args:
+        raw: the returned value: a number or an array of numbers (NaN = undefined).
+        who: the writer and the metric, for the message.
+        size: how many values are expected.
+        row_of: what one value stands for (``sector``, ``market``, ``firm``, ...).
+        step: the step, for the message.
+
+    Raises:
+        StepGuardError: None, strings or other non-numbers, the wrong number of values, or
+            an infinite value.
+    """
+    array = np.asarray(raw) if raw is not None else np.asarray(None, dtype=object)
+    if array.dtype.kind not in "biuf":
+        kind = type(raw).__name__
+        if raw is not None and array.dtype.kind == "O":
+            kind += " of objects"
+        raise StepGuardError(
+            f"{who}: returned {kind}, expected numbers (NaN where undefined) at step {step}"
+        )
+    array = np.atleast_1d(array).astype(np.float64)  # a copy: metrics may return views
+    if array.shape != (size,):
+        raise StepGuardError(
+            f"{who}: returned shape {array.shape}, expected ({size},) (one value per "
+            f"{row_of}) at step {step}"
+        )
+    return array
+
+
+def _first_infinite(values: np.ndarray) -> int | None:
+    infinite = np.isinf(values)
+    return int(np.flatnonzero(infinite)[0]) if infinite.any() else None
 
 
 class Recorder:
@@ -393,23 +432,40 @@ class Recorder:
         """Firm, sector and region labels of every member, built once (firm-level output)."""
 
     def record(self, step: int) -> None:
-        """Append this step's values of every metric."""
+        """Append this step's values of every metric (checked, see the module doc)."""
         self.steps.append(step)
         model = self.model
         sizes = {"sectors": len(model.firm_sectors), "markets": len(model.markets), "chain": 1}
         for table, specs in self.metrics.items():
+            recorded = []
             for spec in specs:
                 origin = model.components.origin("metric", f"{table}.{spec.column}")
                 what = f"metric {table}.{spec.column}"
-                values = guarded(origin, what, _metric_values, spec, model)
-                if values.shape != (sizes[table],):
-                    raise PluginError(
-                        f"plugin {origin!r}: {what} returned {values.shape[0]} values, "
-                        f"expected {sizes[table]} (one per {ROW_OF[table]})"
-                    )
-                self.rows[table][spec.column].append(values.copy())
+                raw = guarded(origin, what, spec.compute, model)
+                who = f"{writer(origin)} {what}"
+                values = checked_values(raw, who, sizes[table], ROW_OF[table], step)
+                self.rows[table][spec.column].append(values)
+                recorded.append(values)
+            if recorded and _first_infinite(np.concatenate(recorded)) is not None:
+                self._fail_infinite(table, specs, recorded, step)
         if self.firm_level:
             self.firm_rows.append(self._firm_snapshot(step))
+
+    def _fail_infinite(self, table: str, specs, recorded, step: int) -> None:
+        model = self.model
+        labels = {
+            "sectors": [s.name for s in model.firm_sectors],
+            "markets": list(model.markets),
+        }
+        for spec, values in zip(specs, recorded, strict=True):
+            first = _first_infinite(values)
+            if first is not None:
+                origin = model.components.origin("metric", f"{table}.{spec.column}")
+                row = f" ({ROW_OF[table]} {labels[table][first]!r})" if table in labels else ""
+                raise StepGuardError(
+                    f"{writer(origin)} metric {table}.{spec.column}: value is "
+                    f"{'inf' if values[first] > 0 else '-inf'} at step {step}{row}"
+                )
 
     def _firm_snapshot(self, step: int) -> list[pd.DataFrame]:
         firms = self.model.firms
@@ -423,9 +479,26 @@ class Recorder:
                 block["debt"] = firms.debt[sector.rows].copy()
                 for name in INCOME_FIELDS:
                     block[name] = getattr(firms, name)[sector.rows].copy()
-            block.update({k: np.array(v, dtype=float) for k, v in sector.firm_state().items()})
+            block.update(self._firm_state(sector, step))
             blocks.append(pd.DataFrame(block))
         return blocks
+
+    def _firm_state(self, sector, step: int) -> dict[str, np.ndarray]:
+        """A sector's ``firm_state`` columns, checked: numbers, one per member, never inf."""
+        origin = self.model.components.origin("sector", sector.name)
+        who = f"{writer(origin)} sector {sector.name!r} (firm_state)"
+        state = guarded(origin, f"sector {sector.name!r} (firm_state)", sector.firm_state)
+        columns = {}
+        for name, raw in state.items():
+            values = checked_values(raw, f"{who} column {name!r}", sector.count, "member", step)
+            first = _first_infinite(values)
+            if first is not None:
+                raise StepGuardError(
+                    f"{who}: column {name!r} is {'inf' if values[first] > 0 else '-inf'} at "
+                    f"step {step} (member {sector.name}:{first})"
+                )
+            columns[name] = values
+        return columns
 
     def tables(self, replication: int) -> dict[str, pd.DataFrame]:
         """The recorded tables as DataFrames (``sectors``, ``markets``, ``chain``, ``firms``)."""

@@ -20,6 +20,16 @@ A step (DESIGN.md):
     step_end hook
     check       the ledger balances or the run stops
     record      metric columns appended
+
+The step guard (`marketsim.guard`) checks what each phase wrote as soon as it returns: a
+sector's state after each of its phases, the book after a plugin's before_clear, the
+outcome after the mechanism and after a plugin's after_clear, the firm table after the
+books close and after a plugin's step_start or step_end, metric values when recorded. A NaN,
+inf or negative quantity or price stops the run with one line naming the plugin (or
+built-in), the phase and the field (`marketsim.guard.StepGuardError`).
+
+`run_model()` (Mesa's loop) runs the experiment's steps: ``running`` turns False after the
+last one.
 """
 
 from __future__ import annotations
@@ -36,12 +46,20 @@ from marketsim.agents import SegmentAgent
 from marketsim.finance import close_books
 from marketsim.firms import FirmTable
 from marketsim.graph import market_csr
+from marketsim.guard import check_book
+from marketsim.guard import check_firms
+from marketsim.guard import check_sector
+from marketsim.guard import check_sectors
+from marketsim.guard import checked_member_values
+from marketsim.guard import checked_outcome
+from marketsim.guard import writer
 from marketsim.ledger import EQUITY_MARKET
 from marketsim.ledger import OUTSIDE_ACCOUNTS
 from marketsim.ledger import Ledger
 from marketsim.markets.market import Market
 from marketsim.markets.market import MarketParticipants
 from marketsim.metrics import Recorder
+from marketsim.plugins import BUILTIN_NAME
 from marketsim.plugins import call_hook
 from marketsim.plugins import guarded
 
@@ -72,6 +90,23 @@ class SupplyChainModel(mesa.Model):
         self.source = experiment.source
         self.replication = replication
         self.step_index = 0
+        self.guard_layouts: dict[int, Any] = {}
+        """The step guard's cache of which sector attributes it checks (`marketsim.guard`)."""
+        self.steps_to_run = int(self.experiment["experiment"]["steps"])
+        """Steps of the experiment: `run_model` stops after them (``running`` turns False)."""
+        self._plugin_hooks = {
+            name: any(
+                impl.plugin_name != BUILTIN_NAME
+                for impl in getattr(self.manager.hook, name).get_hookimpls()
+            )
+            for name in (
+                "marketsim_step_start",
+                "marketsim_before_clear",
+                "marketsim_after_clear",
+                "marketsim_step_end",
+            )
+        }
+        """Hook name -> whether plugins implement it (the guard then checks what each wrote)."""
 
         present = experiment.sector_names()
         members = {name: self.experiment["agents"][name]["count"] for name in present}
@@ -120,6 +155,8 @@ class SupplyChainModel(mesa.Model):
         self.markets: dict[str, Market] = {}
         for index, good in enumerate(goods):
             self.markets[good] = self._build_market(good, market_accounts[index])
+        self._clear_labels = {good: self._clear_label(m) for good, m in self.markets.items()}
+        """Good -> (plugin of its mechanism, what it does, who for the step guard's message)."""
 
         self._create_agents(members)
         for sector in self.sectors.values():
@@ -202,6 +239,12 @@ class SupplyChainModel(mesa.Model):
         )
         return market
 
+    def _clear_label(self, market: Market) -> tuple[str, str, str]:
+        origin = self.components.origin("mechanism", market.mechanism.name)
+        what = f"mechanism {market.mechanism.name!r} (clear)"
+        who = f"{writer(origin)} mechanism {market.mechanism.name!r} (clear in market "
+        return origin, what, f"{who}{market.name!r})"
+
     def _participants(self, condition) -> MarketParticipants:
         blocks, accounts, start = [], [], 0
         for sector in self.sectors.values():
@@ -224,12 +267,32 @@ class SupplyChainModel(mesa.Model):
 
     # -- running ---------------------------------------------------------------------------
 
+    def _hook(self, hook_name: str, check=None, **kwargs) -> None:
+        """Call a hook; after each plugin's implementation, ``check(who)`` what it wrote.
+
+        Args:
+            hook_name: the hook.
+            check: called with ``"plugin '<name>' hook <hook_name>"`` after each plugin's
+                implementation; by default every sector and the firm table are checked.
+            **kwargs: the hook's arguments besides ``model``.
+        """
+        if not self._plugin_hooks[hook_name]:
+            call_hook(self.manager, hook_name, model=self, **kwargs)
+            return
+        check = check or (lambda who: check_sectors(self, who))
+
+        def after_each(plugin_name: str) -> None:
+            if plugin_name != BUILTIN_NAME:
+                check(f"{writer(plugin_name)} hook {hook_name}")
+
+        call_hook(self.manager, hook_name, after_each=after_each, model=self, **kwargs)
+
     def step(self) -> None:
         """Advance the economy by one step (one month by default)."""
         t = self.step_index
         self.ledger.begin_step(t)
         self.firms.begin_step()
-        call_hook(self.manager, "marketsim_step_start", model=self)
+        self._hook("marketsim_step_start")
         if self.capital_market is not None:
             self._act(self.capital_market, "allocate", t)
         for sector in self.sectors.values():
@@ -240,11 +303,19 @@ class SupplyChainModel(mesa.Model):
             self._act(sector, "account", t)
         self.firms.book_value = self._book_values()
         close_books(self)
-        call_hook(self.manager, "marketsim_step_end", model=self)
+        check_firms(self, "built-in finance (close books)")
+        defaulted_now = self.firms.defaulted_step == t
+        if defaulted_now.any():  # close_books called these sectors' on_default
+            for sector in self.firm_sectors:
+                if defaulted_now[sector.rows].any():
+                    check_sector(self, sector, "on_default")
+        self._hook("marketsim_step_end")
         self.firms.close_income_statement()  # include what step_end hooks posted
         self.ledger.check(self._physical_stocks())
         self.recorder.record(t)
         self.step_index += 1
+        if self.step_index >= self.steps_to_run:
+            self.running = False
 
     def _trade(self, market: Market) -> None:
         market.book.edge_open[:] = True  # policies close edges afresh every step
@@ -252,10 +323,19 @@ class SupplyChainModel(mesa.Model):
             self._act(sector, "offer", market, slice(start, start + count))
         for sector, start, count in market.buyers.sectors:
             self._act(sector, "bid", market, slice(start, start + count))
-        call_hook(self.manager, "marketsim_before_clear", model=self, market=market)
-        origin = self.components.origin("mechanism", market.mechanism.name)
-        outcome = guarded(origin, f"mechanism {market.mechanism.name!r} (clear)", market.clear)
-        call_hook(self.manager, "marketsim_after_clear", model=self, market=market, outcome=outcome)
+        self._hook(
+            "marketsim_before_clear",
+            lambda who: check_book(self, market, f"{who} (market {market.name!r})"),
+            market=market,
+        )
+        origin, what, who = self._clear_labels[market.name]
+        outcome = checked_outcome(self, market, guarded(origin, what, market.clear), who)
+        self._hook(
+            "marketsim_after_clear",
+            lambda who: checked_outcome(self, market, outcome, f"{who} (market {market.name!r})"),
+            market=market,
+            outcome=outcome,
+        )
         for sector, start, count in market.sellers.sectors:
             self._act(sector, "on_sold", market, outcome, slice(start, start + count))
         market.settle(self.ledger)
@@ -263,20 +343,35 @@ class SupplyChainModel(mesa.Model):
             self._act(sector, "on_bought", market, outcome, slice(start, start + count))
 
     def _act(self, sector, phase: str, *args):
-        """Call a sector's phase; name the plugin if a plugin's sector raises."""
+        """Call a sector's phase, then check what it wrote (`marketsim.guard`).
+
+        A plugin's sector that raises is named (`guarded`). ``offer`` and ``bid`` take
+        ``(market, block)``: the sector's block of the book is checked with its state.
+        """
         origin = self.components.origin("sector", sector.name)
-        return guarded(origin, f"sector {sector.name!r} ({phase})", getattr(sector, phase), *args)
+        result = guarded(origin, f"sector {sector.name!r} ({phase})", getattr(sector, phase), *args)
+        if phase in ("offer", "bid"):
+            check_sector(self, sector, phase, *args)
+        else:
+            check_sector(self, sector, phase)
+        return result
+
+    def _query(self, sector, phase: str):
+        """Call a sector's read-only phase (``book_value``, ``physical_stocks``)."""
+        origin = self.components.origin("sector", sector.name)
+        return guarded(origin, f"sector {sector.name!r} ({phase})", getattr(sector, phase))
 
     def _book_values(self) -> np.ndarray:
         values = np.zeros(self.firms.n)
         for sector in self.firm_sectors:
-            values[sector.rows] = self._act(sector, "book_value")
+            returned = self._query(sector, "book_value")
+            values[sector.rows] = checked_member_values(self, sector, "book_value", returned)
         return values
 
     def _physical_stocks(self) -> dict[int, tuple[np.ndarray, np.ndarray]]:
         stocks: dict[int, tuple[list, list]] = {}
         for sector in self.firm_sectors:
-            for good, stock in self._act(sector, "physical_stocks").items():
+            for good, stock in self._query(sector, "physical_stocks").items():
                 if good in self.markets:
                     accounts, values = stocks.setdefault(self.ledger.asset(good), ([], []))
                     accounts.append(sector.accounts)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 from click.testing import CliRunner
 from hypothesis import given
@@ -14,6 +15,8 @@ from hypothesis import strategies as st
 import marketsim
 from marketsim import LedgerError
 from marketsim.cli import cli
+from marketsim.ledger import OUTSIDE_ACCOUNTS
+from marketsim.ledger import OUTSIDE_WORLD
 from marketsim.ledger import Ledger
 from marketsim.model import SupplyChainModel
 
@@ -36,6 +39,18 @@ import marketsim
 def marketsim_step_end(model):
     if model.step_index == 1:
         model.sectors["datacenter"].vintage_units[0, 0] += 10
+"""
+
+FLEET_NAN_PLUGIN = """\
+import numpy as np
+
+import marketsim
+
+
+@marketsim.hookimpl
+def marketsim_step_end(model):
+    if model.step_index == 1:
+        model.sectors["datacenter"].vintage_units[0, 0] = np.nan
 """
 
 START_TAMPER_PLUGIN = """\
@@ -201,6 +216,16 @@ def test_goods_changed_behind_the_ledger_are_caught(write_experiment, tmp_path):
     assert "10" in message
 
 
+def test_fleet_set_to_nan_is_caught(write_experiment, tmp_path):
+    """A fleet set to NaN stops the run (a NaN fails every comparison of the checks)."""
+    (tmp_path / "tamper.py").write_text(FLEET_NAN_PLUGIN)
+    experiment = marketsim.load_experiment(write_experiment('plugins = ["tamper.py"]\n'))
+    with pytest.raises(marketsim.MarketsimError) as caught:
+        marketsim.run(experiment)
+    message = str(caught.value)
+    assert "step 1" in message and "datacenter" in message and "NaN" in message
+
+
 def test_tampering_at_step_start_is_caught(write_experiment, tmp_path):
     """Cash removed at the start of a step is caught at its end."""
     message = tampered_run(write_experiment, tmp_path, START_TAMPER_PLUGIN)
@@ -218,6 +243,101 @@ def test_ledger_error_on_the_command_line(write_experiment, tmp_path):
     lines = result.stderr.splitlines()
     assert len(lines) == 1 and "chip_vendor:0" in lines[0] and "step 0" in lines[0]
     assert not out.exists()
+
+
+DUST_OVERRIDES = [
+    "--steps",
+    "24",
+    "--set",
+    "agents.chip_vendor.capacity_per_month=0",
+    "--set",
+    "agents.datacenter.initial_accelerators=4e6",
+    "--set",
+    "agents.datacenter.useful_life_months=23",
+]
+
+
+def test_retired_fleet_does_not_stop_on_rounding_dust(baseline_path, tmp_path):
+    """Reproducer: a fleet retired vintage by vintage with no deliveries runs to the end.
+
+    The ledger subtracts 23 vintages of 4e6/23 accelerators one by one while the operator
+    sums its (then empty) vintages; the two differ by about 1e-9 at step 23, which stopped
+    the run before the tolerance followed the magnitudes the account has carried.
+    """
+    out = tmp_path / "out"
+    args = ["run", str(baseline_path), "--out", str(out), "--quiet", *DUST_OVERRIDES]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    chain = pd.read_parquet(out / "chain.parquet")
+    assert list(chain["step"]) == list(range(24))
+
+
+def test_outside_accounts_hold_one_step_of_flows(model):
+    """Sources and sinks are closed into outside_world each step: no balance piles up."""
+    ledger = model.ledger
+    world = ledger.account(OUTSIDE_WORLD)
+    outside = [ledger.account(name) for name in OUTSIDE_ACCOUNTS if name != OUTSIDE_WORLD]
+    for _ in range(4):
+        model.step()
+    held = np.abs(ledger.balances[:, outside])
+    assert np.all(held <= ledger.turnover[:, outside] * (1 + 1e-12))
+    consumed = ledger.balances[ledger.asset("compute"), ledger.account("consumption")]
+    assert consumed == ledger.flow_in[ledger.asset("compute"), ledger.flows.CONSUMPTION].sum()
+    inside = np.delete(ledger.balances, outside + [world], axis=1).sum(axis=1)
+    everything = ledger.balances[:, outside].sum(axis=1) + ledger.balances[:, world] + inside
+    scale = 1e-12 * (1 + np.abs(ledger.balances).sum(axis=1))
+    np.testing.assert_array_less(np.abs(everything - ledger.opening.sum(axis=1)), scale)
+
+
+SMALL_ECONOMY = """\
+[experiment]
+name = "small"
+seed = 1
+steps = {steps}
+
+[agents.chip_vendor]
+count = 1
+
+[agents.network_vendor]
+count = 1
+
+[agents.utility]
+count = 1
+
+[agents.datacenter]
+count = 1
+
+[agents.inference]
+count = 1
+software_productivity = 0.0   # no exponential efficiency growth: flows stay finite
+
+[agents.end_demand]
+count = 1
+demand_noise = 0.0
+"""
+
+
+@pytest.mark.slow
+def test_long_run_keeps_every_balance_bounded_by_flows(tmp_path):
+    """30,000 steps of a small economy: balances stay finite and sinks hold one step's flows.
+
+    Before outside accounts were closed each step, ``consumption`` and ``end_customers``
+    kept every unit ever used (30,000 months of compute and tokens) and a long enough run
+    overflowed to inf. Slow (one to two minutes): marked ``slow``.
+    """
+    path = tmp_path / "small.toml"
+    path.write_text(SMALL_ECONOMY.format(steps=30_000))
+    model = SupplyChainModel(marketsim.load_experiment(path), np.random.SeedSequence(3))
+    model.run_model()
+    assert model.step_index == 30_000
+    ledger = model.ledger
+    assert np.isfinite(ledger.balances).all()
+    outside = [ledger.account(name) for name in OUTSIDE_ACCOUNTS if name != OUTSIDE_WORLD]
+    held = np.abs(ledger.balances[:, outside])
+    assert np.all(held <= ledger.turnover[:, outside] * (1 + 1e-12))
+    for good in ("compute", "tokens", "power"):
+        row = ledger.balances[ledger.asset(good)]
+        assert np.abs(row).max() <= 2 * ledger.turnover[ledger.asset(good)].max()
 
 
 # -- the Ledger on its own -------------------------------------------------------------------
@@ -292,4 +412,72 @@ def test_postings_conserve_totals(moves):
         ledger.transfer(asset, source, destination, amount, ledger.flows.SALE)
     scale = 1.0 + np.abs(ledger.opening).sum(axis=1) + ledger.turnover.sum(axis=1)
     assert np.all(np.abs(ledger.balances.sum(axis=1) - totals) <= 1e-12 * scale)
+    ledger.check({})
+
+
+def test_nan_stock_is_caught():
+    """A firm's own stock of NaN fails the check (NaN compares false with any tolerance)."""
+    ledger = small_ledger()
+    with pytest.raises(LedgerError, match="account a, widgets: .* nan"):
+        ledger.check({1: (np.array([0, 2]), np.array([np.nan, 1.0]))})
+
+
+def test_nan_balance_is_caught():
+    """A balance set to NaN behind the ledger's back fails the check."""
+    ledger = small_ledger()
+    ledger.balances[0, 1] = np.nan
+    with pytest.raises(LedgerError, match="account b, cash: balance is not finite"):
+        ledger.check({})
+
+
+def test_one_ulp_behind_the_ledger_is_caught():
+    """The ledger keeps its own copy of the balances: a change of one ulp is seen."""
+    ledger = small_ledger()
+    ledger.transfer(0, 0, 1, 10.0 / 3.0, ledger.flows.REVENUE)
+    ledger.check({})
+    ledger.balances[0, 1] = np.nextafter(ledger.balances[0, 1], np.inf)
+    with pytest.raises(LedgerError, match="account b, cash: balance changed outside"):
+        ledger.check({})
+
+
+def test_change_between_steps_is_caught():
+    """A balance changed after one step's check and before the next step is still caught."""
+    ledger = small_ledger()
+    ledger.check({})
+    ledger.balances[0, 0] += 1.0
+    ledger.begin_step(1)
+    with pytest.raises(LedgerError, match="step 1: account a, cash: .* by 1"):
+        ledger.check({})
+
+
+def test_dust_of_a_retired_fleet_passes_and_a_real_gap_does_not():
+    """Stock summed over vintages vs postings one by one: dust passes, 1e-3 of a unit fails."""
+    ledger = Ledger(["fleet", "scrap"], ["cash", "accelerators"], [])
+    vintages = np.full(23, 4e6 / 23)
+    ledger.open_balance(1, [0], [vintages.sum()])
+    for step in range(24):
+        ledger.begin_step(step)
+        if step < 23:
+            ledger.transfer(1, 0, 1, vintages[step], ledger.flows.RETIREMENT)
+            vintages[step] = 0.0
+        ledger.check({1: (np.array([0]), np.array([vintages.sum()]))})
+    assert vintages.sum() == 0.0
+    with pytest.raises(LedgerError, match="differs from the firm's own stock"):
+        ledger.check({1: (np.array([0]), np.array([1e-3]))})
+
+
+def test_outside_accounts_are_closed_into_outside_world():
+    """begin_step moves each outside balance to outside_world under the closing flow."""
+    names = ["firm", "consumption", "end_customers", OUTSIDE_WORLD]
+    ledger = Ledger(names, ["cash", "tokens"], [])
+    ledger.open_balance(1, [0], [5.0])
+    ledger.begin_step(0)
+    ledger.transfer(1, 0, 1, 3.0, ledger.flows.CONSUMPTION)
+    ledger.transfer(0, 2, 0, 7.0, ledger.flows.REVENUE)
+    ledger.check({})
+    ledger.begin_step(1)
+    np.testing.assert_array_equal(ledger.balances[:, 1:3], 0.0)
+    np.testing.assert_array_equal(ledger.balances[:, 3], [-7.0, 3.0])
+    closing = ledger.flows.CLOSING
+    assert ledger.flow_out[1, closing, 1] == 3.0 and ledger.flow_in[0, closing, 2] == 7.0
     ledger.check({})

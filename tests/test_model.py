@@ -54,3 +54,14 @@ def test_sector_streams_do_not_depend_on_other_sectors(model):
     first = model.stream("end_demand").standard_normal(3)
     model.stream("something_else").standard_normal(10)
     assert np.array_equal(first, model.stream("end_demand").standard_normal(3))
+
+
+def test_run_model_runs_the_experiments_steps():
+    """Mesa's run_model() stops after experiment.steps steps (running turns False)."""
+    experiment = marketsim.load_experiment(BASELINE, ["experiment.steps=4"])
+    model = SupplyChainModel(experiment, np.random.SeedSequence(2))
+    assert model.running
+    model.run_model()
+    assert not model.running
+    assert model.steps == model.step_index == 4
+    assert model.recorder.steps == [0, 1, 2, 3]

@@ -152,6 +152,10 @@ class Sector:
         supplies_equity: True for the capital market (at most one such sector is used): it
             must provide ``allocate(step)``, ``buy_shares(amounts)``,
             ``receive_dividends(amounts)`` and a ``ratio`` (valuation / fundamental value).
+        signed_fields: names of the float attributes that may be negative (growth rates,
+            earnings). The step guard (`marketsim.guard`) checks every public float
+            attribute after each phase: these must be finite, all others are quantities or
+            prices and must be finite and >= 0.
 
     Args:
         model: the model the sector belongs to.
@@ -170,6 +174,7 @@ class Sector:
     has_accounts: ClassVar[bool] = True
     outside_account: ClassVar[str] = ""
     supplies_equity: ClassVar[bool] = False
+    signed_fields: ClassVar[frozenset[str]] = frozenset({"growth_smoothed"})
 
     def __init__(
         self,

@@ -42,6 +42,7 @@ class Investor(Sector):
     name = "investor"
     doc = "Capital market: fundamentalists vs trend followers (Brock-Hommes), equity supply."
     supplies_equity: ClassVar[bool] = True
+    signed_fields = Sector.signed_fields | {"earnings", "deviation_history", "momentum"}
     schema = TableSchema(
         doc=doc,
         params={
