@@ -23,9 +23,12 @@ name, or ``built-in``), the phase, the field, the step and the firm, e.g.
 ``plugin 'cooling.py' sector 'cooling' (account): field 'price' is NaN at step 7 (firm
 cooling:3)``; the command line prints it and exits with code 2.
 
-Cost: each check gathers the arrays it looks at into one buffer and takes its minimum and
-maximum (two numpy reductions); only when those show a bad value is the field located. No
-Python runs per firm.
+Public float attributes are checked; names starting with ``_`` are private to the sector
+and are not. -0.0 is a zero and passes.
+
+Cost: each check gathers the arrays it looks at into one buffer and takes one maximum over
+its bits (`FINITE_NON_NEGATIVE_BITS`); only when that shows a bad value is the field
+located. Which attributes to gather is cached per sector. No Python runs per firm.
 """
 
 from __future__ import annotations
@@ -65,8 +68,15 @@ BOOK_FIELDS = {
 
 OFFER_FIELDS = ("seller_price", "seller_capacity")
 BID_FIELDS = ("buyer_demand", "buyer_limit_price", "buyer_forward_demand")
-SELLER_OUTCOME = ("seller_sold", "seller_requested", "seller_value")
-BUYER_OUTCOME = ("buyer_filled", "buyer_unfilled", "buyer_value")
+OUTCOME_FIELDS = (
+    ("seller_sold", "seller"),
+    ("seller_requested", "seller"),
+    ("seller_value", "seller"),
+    ("buyer_filled", "buyer"),
+    ("buyer_unfilled", "buyer"),
+    ("buyer_value", "buyer"),
+)
+"""The `ClearingOutcome` arrays and whose they are (one value per seller or buyer)."""
 
 FIRM_FIELDS = {
     "debt": QUANTITY,
@@ -104,23 +114,41 @@ def writer(origin: str) -> str:
     return "built-in" if origin == BUILTIN_NAME else f"plugin {origin!r}"
 
 
-def _ok(arrays: list[np.ndarray], rule: str) -> bool:
-    """Whether every value of ``arrays`` obeys ``rule`` (two reductions over one buffer)."""
+FINITE_NON_NEGATIVE_BITS = np.uint64(0x7FF0000000000000)
+"""The bits of +inf: read as unsigned integers, exactly the finite floats >= +0.0 lie below.
+
+A set sign bit (negative numbers, -inf, -0.0) reads as 2**63 or more, +inf as this value and
+every NaN as more (or as a negative), so one maximum over the bits checks a whole buffer
+for NaN, inf and negatives at once. -0.0 fails it too; the slow path, which compares the
+floats themselves, lets it through.
+"""
+
+
+def _finite_non_negative(values: np.ndarray) -> bool:
+    """Whether every value is finite and >= 0 (one reduction; -0.0 may say False)."""
+    if values.dtype != np.float64:
+        values = values.astype(np.float64)
+    return values.size == 0 or bool(values.view(np.uint64).max() < FINITE_NON_NEGATIVE_BITS)
+
+
+def all_obey(arrays: list[np.ndarray], rule: str) -> bool:
+    """Whether every value of ``arrays`` obeys ``rule`` (one reduction over one buffer).
+
+    May say False for a -0.0 that obeys the rule: callers then locate the bad value with
+    `violations`, which finds none, and let it pass.
+    """
     if not arrays:
         return True
-    values = arrays[0].ravel() if len(arrays) == 1 else np.concatenate(arrays, axis=None)
-    if values.size == 0:
-        return True
-    lowest = values.min()  # NaN propagates through min and max
-    if rule == LIMIT:
-        return bool(lowest >= 0.0)
-    highest = values.max()
     if rule == SIGNED:
-        return bool(lowest > -INF and highest < INF)
-    return bool(lowest >= 0.0 and highest < INF)
+        arrays = [np.abs(values) for values in arrays]
+    elif rule == LIMIT:
+        arrays = [np.minimum(values, 1.0) for values in arrays]  # inf (a market order) is 1
+    values = arrays[0].ravel() if len(arrays) == 1 else np.concatenate(arrays, axis=None)
+    return _finite_non_negative(values)
 
 
-def _scalar_ok(value: float, rule: str) -> bool:
+def _value_obeys(value: float, rule: str) -> bool:
+    """Whether one number obeys ``rule`` (False for NaN)."""
     if rule == SIGNED:
         return -INF < value < INF
     if rule == LIMIT:
@@ -128,7 +156,8 @@ def _scalar_ok(value: float, rule: str) -> bool:
     return 0.0 <= value < INF
 
 
-def _bad_mask(values: np.ndarray, rule: str) -> np.ndarray:
+def violations(values: np.ndarray, rule: str) -> np.ndarray:
+    """Boolean mask of the values that break ``rule`` (comparisons of the floats: exact)."""
     if rule == SIGNED:
         return ~np.isfinite(values)
     if rule == LIMIT:
@@ -201,7 +230,7 @@ def _sector_ok(model, sector, book_fields) -> bool:
     state = vars(sector)
     layout = _layout(model, sector)
     for name, rule in layout.scalars:
-        if not _scalar_ok(state[name], rule):
+        if not _value_obeys(state[name], rule):
             return False
     arrays = [state[name] for name in layout.flat]
     arrays += [state[name].ravel() for name in layout.shaped]
@@ -212,8 +241,7 @@ def _sector_ok(model, sector, book_fields) -> bool:
         arrays.append(model.firms.depreciation_pending[sector.rows])
     if not arrays:
         return True
-    values = np.concatenate(arrays)  # rank 1 by construction (a rank change raises)
-    return values.size == 0 or bool(values.min() >= 0.0 and values.max() < INF)
+    return _finite_non_negative(np.concatenate(arrays))  # rank 1 by construction (else raises)
 
 
 def _book_fields_of(phase, market, block) -> list[tuple[str, np.ndarray]]:
@@ -278,7 +306,7 @@ def _locate_sector_problem(model, sector, who: str, book_fields) -> None:
             continue
         rule = SIGNED if name in signed_names else QUANTITY
         if isinstance(value, float):
-            if not _scalar_ok(value, rule):
+            if not _value_obeys(value, rule):
                 extra = hint if value < 0 and rule == QUANTITY else ""
                 raise StepGuardError(
                     f"{who}: field {name!r} {describe(value)} at step {step}{extra}"
@@ -291,7 +319,7 @@ def _locate_sector_problem(model, sector, who: str, book_fields) -> None:
         depreciation = model.firms.depreciation_pending[sector.rows]
         fields.append(("depreciation charged", depreciation, QUANTITY, ""))
     for name, values, rule, hint in fields:
-        bad = _bad_mask(values, rule)
+        bad = violations(values, rule)
         if bad.any():
             index = tuple(int(i) for i in np.argwhere(bad)[0])
             value = values[index]
@@ -337,11 +365,11 @@ def check_firms(model: SupplyChainModel, who: str) -> None:
     firms = model.firms
     quantities = [getattr(firms, n) for n, rule in FIRM_FIELDS.items() if rule == QUANTITY]
     signed = [getattr(firms, n) for n, rule in FIRM_FIELDS.items() if rule == SIGNED]
-    if _ok(quantities, QUANTITY) and _ok(signed, SIGNED):
+    if all_obey(quantities, QUANTITY) and all_obey(signed, SIGNED):
         return
     for name, rule in FIRM_FIELDS.items():
         values = np.asarray(getattr(firms, name), dtype=float)
-        bad = _bad_mask(values, rule)
+        bad = violations(values, rule)
         if bad.any():
             first = int(np.flatnonzero(bad)[0])
             raise StepGuardError(
@@ -370,11 +398,11 @@ def check_book(model: SupplyChainModel, market: Market, who: str) -> None:
     """
     book = market.book
     quantities = [getattr(book, n) for n, rule in BOOK_FIELDS.items() if rule == QUANTITY]
-    if _ok(quantities, QUANTITY) and _ok([book.buyer_limit_price], LIMIT):
+    if all_obey(quantities, QUANTITY) and all_obey([book.buyer_limit_price], LIMIT):
         return
     for name, rule in BOOK_FIELDS.items():
         values = getattr(book, name)
-        bad = _bad_mask(values, rule)
+        bad = violations(values, rule)
         if bad.any():
             first = int(np.flatnonzero(bad)[0])
             side = "seller" if name.startswith("seller") else "buyer"
@@ -405,8 +433,7 @@ def checked_outcome(
         )
     sizes = {"seller": market.book.n_sellers, "buyer": market.book.n_buyers}
     arrays = []
-    for name in SELLER_OUTCOME + BUYER_OUTCOME:
-        side = name.split("_")[0]
+    for name, side in OUTCOME_FIELDS:
         values = getattr(outcome, name)
         if type(values) is not np.ndarray or values.dtype != np.float64:
             values = _numeric(values, who, name, step)
@@ -425,19 +452,19 @@ def checked_outcome(
                 f"{who}: field 'price' is {type(price).__name__}, expected a number at step {step}"
             )
         price = outcome.price = float(price)
-    if not _scalar_ok(price, QUANTITY):
+    if not _value_obeys(price, QUANTITY):
         raise StepGuardError(f"{who}: field 'price' {describe(price)} at step {step}")
-    if _ok(arrays, QUANTITY):
+    if _finite_non_negative(np.concatenate(arrays)):
         return outcome
-    for name, values in zip(SELLER_OUTCOME + BUYER_OUTCOME, arrays, strict=True):
-        bad = _bad_mask(values, QUANTITY)
+    for (name, side), values in zip(OUTCOME_FIELDS, arrays, strict=True):
+        bad = violations(values, QUANTITY)
         if bad.any():
             first = int(np.flatnonzero(bad)[0])
             raise StepGuardError(
                 f"{who}: field {name!r} {describe(values[first])} at step {step}"
-                f"{_participant(market, name.split('_')[0], first)}"
+                f"{_participant(market, side, first)}"
             )
-    return outcome  # pragma: no cover - _ok and _bad_mask agree
+    return outcome  # only -0.0 made all_obey say no
 
 
 def _numeric(values: Any, who: str, name: str, step: int) -> np.ndarray:
@@ -466,8 +493,9 @@ def checked_member_values(model: SupplyChainModel, sector, phase: str, values: A
             f"{who}: returned shape {values.shape}, expected ({sector.count},) (one value "
             f"per member) at step {step}"
         )
-    if not _ok([values], QUANTITY):
-        first = int(np.flatnonzero(_bad_mask(values, QUANTITY))[0])
+    bad = () if all_obey([values], QUANTITY) else np.flatnonzero(violations(values, QUANTITY))
+    if len(bad):
+        first = int(bad[0])
         raise StepGuardError(
             f"{who}: returned value {describe(values[first])} at step {step}"
             f"{_member(model, sector, values, (first,))}"

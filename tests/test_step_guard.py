@@ -7,14 +7,23 @@ on stderr naming the plugin (or built-in), the phase and the field, nothing writ
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from hypothesis import given
+from hypothesis import strategies as st
 
 import marketsim
 from marketsim.cli import cli
+from marketsim.guard import LIMIT
+from marketsim.guard import QUANTITY
+from marketsim.guard import SIGNED
 from marketsim.guard import StepGuardError
+from marketsim.guard import all_obey
+from marketsim.guard import violations
 from marketsim.sectors.inference import Inference
 
 SECTOR_PLUGIN = '''\
@@ -393,3 +402,40 @@ def marketsim_register_sectors(register):
     assert line.startswith(
         "error: plugin 'bad.py' sector 'cooling' (firm_state) column 'mood': returned list"
     )
+
+
+# -- the checks themselves ------------------------------------------------------------------
+
+RULES = {
+    QUANTITY: lambda x: 0.0 <= x < math.inf,
+    SIGNED: math.isfinite,
+    LIMIT: lambda x: x >= 0.0,
+}
+
+
+@given(
+    st.lists(st.lists(st.floats(width=64), max_size=6), max_size=4),
+    st.sampled_from(sorted(RULES)),
+)
+def test_fast_check_agrees_with_the_rule(arrays, rule):
+    """The one-reduction check and the locating mask agree with the rule on any floats.
+
+    Any float at all: NaN, both infinities, -0.0, subnormals, empty arrays. The fast check
+    may only err on the side of looking again (-0.0 reads as negative bits).
+    """
+    arrays = [np.array(values, dtype=float) for values in arrays]
+    flat = [float(x) for values in arrays for x in values]
+    obeys = all(RULES[rule](x) for x in flat)
+    bad = [bool(violations(values, rule).any()) for values in arrays]
+    assert (not any(bad)) == obeys
+    if all_obey(arrays, rule):
+        assert obeys
+    elif obeys:
+        assert any(x == 0.0 and math.copysign(1.0, x) < 0 for x in flat)
+
+
+def test_negative_zero_is_not_an_error(write_experiment, tmp_path):
+    """-0.0 is a zero: a field holding it passes (the fast check looks again and lets it)."""
+    source = SECTOR_PLUGIN.format(phase="account", field="price", index=0, value="-0.0", step=2)
+    result, _ = plugin_run(write_experiment, tmp_path, source, COOLING)
+    assert result.exit_code == 0, result.output
