@@ -163,25 +163,11 @@ def run(file, out, seed, steps, sets, overwrite, workers, quiet):
 
 
 def _summary(results, written: Path) -> str:
-    sectors = results.sectors
-    last = sectors[sectors["step"] == sectors["step"].max()]
-    last = last[last["replication"] == 0]
-    lines = [
-        f"wrote {one_line(str(written))}/: "
-        + ", ".join(sorted(f"{name}.parquet" for name in results.tables))
-        + ", manifest.json",
-        f"final step {int(last['step'].max())} (replication 0), by sector:",
-        f"  {'sector':<16}{'revenue $M/mo':>15}{'gross margin':>14}{'value share':>13}",
-    ]
-    for row in last.itertuples():
-        margin = "-" if row.gross_margin != row.gross_margin else f"{row.gross_margin:.1%}"
-        share = (
-            "-"
-            if row.value_capture_share != row.value_capture_share
-            else (f"{row.value_capture_share:.1%}")
-        )
-        lines.append(f"  {row.sector:<16}{row.revenue / 1e6:>15,.0f}{margin:>14}{share:>13}")
-    return "\n".join(lines)
+    """What ``run`` prints: where the results went, then each sector over the whole horizon."""
+    from marketsim.analysis import run_summary
+
+    files = ", ".join(sorted(f"{name}.parquet" for name in results.tables))
+    return f"wrote {one_line(str(written))}/: {files}, manifest.json\n{run_summary(results)}"
 
 
 @cli.command()
@@ -236,3 +222,16 @@ def plugins(file):
             click.echo(f"{info.name}  {info.version}  ({info.source})")
             for hook in info.hooks:
                 click.echo(f"    {hook}")
+
+
+def _register_commands() -> None:
+    """Commands that live beside the concept they serve: studies, reports, comparisons."""
+    from marketsim.report.command import compare
+    from marketsim.report.command import report
+    from marketsim.study.command import study
+
+    for command in (study, report, compare):
+        cli.add_command(command)
+
+
+_register_commands()
