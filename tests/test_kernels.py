@@ -357,7 +357,9 @@ def test_markup_zero_capacity():
 # --- call auction --------------------------------------------------------------------------
 
 AUCTION_PRICES = st.one_of(st.sampled_from([1.0, 2.0, 3.0, 5.0, 8.0]), PRICES)
-AUCTION_QUANTITIES = st.one_of(st.sampled_from([-1.0, 0.0, 1.0, 2.0, 3.0, 0.1, 0.2]), QUANTITIES)
+AUCTION_QUANTITIES = st.one_of(
+    st.sampled_from([-1.0, 0.0, 1.0, 2.0, 3.0, 0.1, 0.2, 5e-324, 1e-323]), QUANTITIES
+)
 
 
 @st.composite
@@ -402,6 +404,9 @@ GAP_BOOK = as_book([10.0, 6.0], [2.0, 1.0], [3.0, 8.0], [2.0, 1.0])
 CANCELLATION_BOOK = as_book([10.0, 9.0], [1000.0, 1e-6], [5.0], [2000.0])
 # 1 + 2e-46 == 1: an ask too small to change Q.
 DUST_ORDER_BOOK = as_book([3.0], [2.0], [1.0, 2.0], [1.0, 2.1886745e-46])
+# Two bids of 5e-324 share Q = 5e-324: each pro-rata share (2.5e-324) rounds to 0.
+SUBNORMAL_BIDS_BOOK = as_book([1.0, 1.0], [5e-324, 5e-324], [1.0], [5e-324])
+SUBNORMAL_ASKS_BOOK = as_book([1.0], [5e-324], [1.0, 1.0], [5e-324, 5e-324])
 
 
 @settings(max_examples=300, deadline=None)
@@ -414,6 +419,8 @@ DUST_ORDER_BOOK = as_book([3.0], [2.0], [1.0, 2.0], [1.0, 2.1886745e-46])
 @example(book=GAP_BOOK)
 @example(book=CANCELLATION_BOOK)
 @example(book=DUST_ORDER_BOOK)
+@example(book=SUBNORMAL_BIDS_BOOK)
+@example(book=SUBNORMAL_ASKS_BOOK)
 def test_call_auction_matches_brute_force_reference(book):
     """The walk-based auction agrees with the brute-force twin on price, volume and fills."""
     price, traded, bid_fill, ask_fill = kernels.call_auction(*book)
@@ -429,6 +436,8 @@ def test_call_auction_matches_brute_force_reference(book):
 @given(book=order_books())
 @example(book=TIED_BOOK)
 @example(book=DUST_BOOK)
+@example(book=SUBNORMAL_BIDS_BOOK)
+@example(book=SUBNORMAL_ASKS_BOOK)
 def test_call_auction_economics(book):
     """Max volume trades at one price inside every filled limit; no crossed orders are left."""
     bid_price, bid_quantity, ask_price, ask_quantity = book
@@ -467,6 +476,8 @@ def test_call_auction_economics(book):
 @example(book=GAP_BOOK)
 @example(book=CANCELLATION_BOOK)
 @example(book=DUST_ORDER_BOOK)
+@example(book=SUBNORMAL_BIDS_BOOK)
+@example(book=SUBNORMAL_ASKS_BOOK)
 def test_call_auction_price_clears_the_market(book):
     """The price lies between the marginal levels, and no order left over would trade at it."""
     bid_price, bid_quantity, ask_price, ask_quantity = book
@@ -544,6 +555,23 @@ def test_call_auction_rounding_dust_does_not_move_the_price():
     price, traded, _, ask_fill = kernels.call_auction(*DUST_ORDER_BOOK)
     assert (price, traded) == (3.0, 1.0)
     assert ask_fill[1] == 0.0
+
+
+def test_call_auction_subnormal_orders_trade_what_is_matched():
+    """Pro-rata shares that underflow still trade Q: the largest tied order takes the rest.
+
+    A subnormal order is a legal input: two bids of 5e-324 at the marginal level sharing
+    Q = 5e-324 each have a pro-rata share of 2.5e-324, which rounds to 0; the first of them
+    gets the 5e-324, so bought equals sold equals Q (this book once made the property test
+    `test_call_auction_price_clears_the_market` fail, and replay from the example database).
+    """
+    for auction in (kernels.call_auction, reference.call_auction):
+        price, traded, bid_fill, ask_fill = auction(*SUBNORMAL_BIDS_BOOK)
+        assert (price, traded) == (1.0, 5e-324)
+        assert bid_fill.tolist() == [5e-324, 0.0] and ask_fill.tolist() == [5e-324]
+        price, traded, bid_fill, ask_fill = auction(*SUBNORMAL_ASKS_BOOK)
+        assert (price, traded) == (1.0, 5e-324)
+        assert bid_fill.tolist() == [5e-324] and ask_fill.tolist() == [5e-324, 0.0]
 
 
 def test_call_auction_no_trade_and_one_sided():

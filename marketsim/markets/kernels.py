@@ -358,7 +358,9 @@ def markup_price(unit_cost, markup, requested, capacity, scarcity_slope, max_sca
     scarcity_slope * max(0, requested / capacity - 1)))``.
 
     A seller with zero capacity that is asked for anything gets the full premium
-    ``max_scarcity``; one asked for nothing gets none.
+    ``max_scarcity``; one asked for nothing gets none. With capacity, ``scarcity_slope == 0``
+    means no premium even where ``requested / capacity`` overflows to inf (``0 * inf`` is
+    NaN).
 
     Args:
         unit_cost: float64[n], cost per unit.
@@ -376,7 +378,7 @@ def markup_price(unit_cost, markup, requested, capacity, scarcity_slope, max_sca
     for i in range(n):
         if capacity[i] > 0.0:
             overload = max(0.0, requested[i] / capacity[i] - 1.0)
-            scarcity = min(max_scarcity, scarcity_slope * overload)
+            scarcity = min(max_scarcity, scarcity_slope * overload) if scarcity_slope > 0.0 else 0.0
         elif requested[i] > 0.0:
             scarcity = max_scarcity
         else:
@@ -406,7 +408,11 @@ def call_auction(bid_price, bid_quantity, ask_price, ask_quantity):
     cumulative quantities are equal up to rounding) does not move the price.
     Fills: orders strictly better than the marginal level (bids above ``b_m``, asks below
     ``a_m``) are filled in full; orders at the marginal level share the rest of Q pro rata to
-    their quantity (capped at their quantity); worse orders get 0.
+    their quantity (capped at their quantity), except the largest of them (the first in book
+    order among equals), which takes what the others leave of the rest if that is more than
+    its pro-rata share (capped at its quantity); worse orders get 0. The exception changes
+    ordinary fills by rounding only, but keeps Q traded when pro-rata shares underflow: two
+    bids of 5e-324 sharing Q = 5e-324 get 0 and 5e-324, not 0 and 0.
     Price: ``b_out`` is the highest price of a bid not completely filled (-inf if none) and
     ``a_out`` the lowest price of an ask not completely filled (+inf if none). An order counts
     as completely filled when its unfilled remainder is at most ``RESIDUAL_RTOL * max(q, Q)``,
@@ -507,21 +513,32 @@ def _fill_levels(orders, price, quantity, marginal, traded, better_sign, fill):
     """Fill one side of an auction in place: price levels better than ``marginal`` in full,
     the marginal level pro rata to what is left of ``traded``, worse levels not at all.
 
-    ``better_sign`` is +1 for bids (a higher price is better) and -1 for asks (lower).
+    ``better_sign`` is +1 for bids (a higher price is better) and -1 for asks (lower). The
+    largest order at the marginal level takes what the others leave of the rest of
+    ``traded``, if that exceeds its pro-rata share (see `call_auction`).
     """
     better = 0.0
     at_level = 0.0
+    largest = -1
     for k in range(orders.shape[0]):
-        p = price[orders[k]]
+        idx = orders[k]
+        p = price[idx]
         if better_sign * p > better_sign * marginal:
-            better += quantity[orders[k]]
+            better += quantity[idx]
         elif p == marginal:
-            at_level += quantity[orders[k]]
-    share = min(1.0, max(0.0, traded - better) / at_level)
+            at_level += quantity[idx]
+            if largest < 0 or quantity[idx] > quantity[largest]:
+                largest = idx
+    rest = max(0.0, traded - better)
+    share = min(1.0, rest / at_level)
+    given = 0.0
     for k in range(orders.shape[0]):
         idx = orders[k]
         p = price[idx]
         if better_sign * p > better_sign * marginal:
             fill[idx] = quantity[idx]
-        elif p == marginal:
+        elif p == marginal and idx != largest:
             fill[idx] = quantity[idx] * share
+            given += fill[idx]
+    if largest >= 0:
+        fill[largest] = min(quantity[largest], max(quantity[largest] * share, rest - given))

@@ -191,6 +191,8 @@ def markup_price(unit_cost, markup, requested, capacity, scarcity_slope, max_sca
         cost, margin, want, cap = float(cost), float(margin), float(want), float(cap)
         if cap == 0.0:
             premium = cap_premium if want > 0.0 else 0.0
+        elif slope == 0.0:
+            premium = 0.0  # no premium per unit of excess demand, however large the excess
         else:
             premium = min(cap_premium, slope * max(0.0, want / cap - 1.0))
         result.append(cost * (1.0 + margin) * (1.0 + premium))
@@ -204,8 +206,10 @@ def call_auction(bid_price, bid_quantity, ask_price, ask_quantity):
     bid quantity at prices >= p and ``S(p)`` the ask quantity at prices <= p. The marginal bid
     level is the highest bid price L with ``D(L) >= Q`` (less a relative ``RESIDUAL_RTOL``),
     the marginal ask level the lowest ask price L with ``S(L) >= Q`` (same allowance). Better
-    levels fill in full, the marginal level pro rata. The clearing price is the middle of the
-    prices that every filled order accepts and at which no order left over still wants to trade:
+    levels fill in full, the marginal level pro rata, its largest order (lowest index among
+    equals) taking instead what the others leave, when that is more. The clearing price is
+    the middle of the prices that every filled order accepts and at which no order left over
+    still wants to trade:
     ``[max(a_m, highest bid left), min(b_m, lowest ask left)]``, where an order is left over if
     more than ``RESIDUAL_RTOL * max(q, Q)`` of it is unfilled. If Q = 0 it is the midpoint of
     the best bid and best ask.
@@ -243,23 +247,24 @@ def call_auction(bid_price, bid_quantity, ask_price, ask_quantity):
     ask_levels = sorted({p for p, _ in live_asks})
     marginal_ask = next((lv for lv in ask_levels if supply_at(lv) >= reach), ask_levels[-1])
 
-    bid_better = sum(q for p, q in live_bids if p > marginal_bid)
-    bid_level = sum(q for p, q in live_bids if p == marginal_bid)
-    bid_share = min(1.0, max(0.0, traded - bid_better) / bid_level)
-    for i, (p, q) in enumerate(bids):
-        if q > 0.0 and p > marginal_bid:
-            bid_fill[i] = q
-        elif q > 0.0 and p == marginal_bid:
-            bid_fill[i] = q * bid_share
+    def fill_side(orders, fill, is_better, marginal):
+        better = sum(q for p, q in orders if q > 0.0 and is_better(p, marginal))
+        level = [i for i, (p, q) in enumerate(orders) if q > 0.0 and p == marginal]
+        rest = max(0.0, traded - better)
+        share = min(1.0, rest / sum(orders[i][1] for i in level))
+        largest = max(level, key=lambda i: (orders[i][1], -i))  # lowest index among equals
+        left_for_largest = rest
+        for i, (p, q) in enumerate(orders):
+            if q > 0.0 and is_better(p, marginal):
+                fill[i] = q
+            elif i in level and i != largest:
+                fill[i] = q * share
+                left_for_largest -= fill[i]
+        q = orders[largest][1]
+        fill[largest] = min(q, max(q * share, left_for_largest))
 
-    ask_better = sum(q for p, q in live_asks if p < marginal_ask)
-    ask_level = sum(q for p, q in live_asks if p == marginal_ask)
-    ask_share = min(1.0, max(0.0, traded - ask_better) / ask_level)
-    for i, (p, q) in enumerate(asks):
-        if q > 0.0 and p < marginal_ask:
-            ask_fill[i] = q
-        elif q > 0.0 and p == marginal_ask:
-            ask_fill[i] = q * ask_share
+    fill_side(bids, bid_fill, lambda p, m: p > m, marginal_bid)
+    fill_side(asks, ask_fill, lambda p, m: p < m, marginal_ask)
 
     if traded == 0.0:
         return (marginal_bid + marginal_ask) / 2.0, traded, bid_fill, ask_fill
