@@ -16,6 +16,7 @@ import numpy as np
 
 from marketsim.schema import Param
 from marketsim.schema import TableSchema
+from marketsim.sectors.base import bounded_power
 
 if TYPE_CHECKING:
     from marketsim.model import SupplyChainModel
@@ -106,11 +107,12 @@ def debt_room(model: SupplyChainModel) -> np.ndarray:
     PP&E valued at market (book value times ``(V/F) ** collateral_sensitivity``, so
     collateral swells in a boom and shrinks when valuations fall: the financial accelerator),
     and its sector's ``max_debt_to_ebitda`` years of the firm's smoothed EBITDA (no cash
-    flow, no loan).
+    flow, no loan). The collateral multiplier is at most
+    `marketsim.sectors.base.MAX_RESPONSE`.
     """
     firms = model.firms
     params = model.experiment["finance"]
-    collateral = model.valuation_ratio ** params["collateral_sensitivity"]
+    collateral = bounded_power(model.valuation_ratio, params["collateral_sensitivity"])
     assets = np.maximum(firms.cash, 0.0) + firms.book_value * collateral
     by_assets = params["max_debt_to_assets"] * assets
     by_earnings = model.max_debt_to_ebitda * 12.0 * np.maximum(firms.ebitda_smoothed, 0.0)
@@ -144,8 +146,14 @@ def capex_budget(model: SupplyChainModel, rows: slice) -> np.ndarray:
 
 
 def affordable_share(budget: np.ndarray, spend: np.ndarray) -> np.ndarray:
-    """Share of ``spend`` (USD) that ``budget`` (USD) covers, in [0, 1]."""
-    return np.clip(np.divide(budget, spend, out=np.ones_like(spend), where=spend > 0), 0.0, 1.0)
+    """Share of ``spend`` (USD) that ``budget`` (USD) covers, in [0, 1].
+
+    Divides only where the budget falls short (the quotient is then below one), so a tiny
+    spend against a large budget never overflows.
+    """
+    short = (spend > 0) & (spend > budget)
+    share = np.divide(budget, spend, out=np.ones(np.shape(spend)), where=short)
+    return np.clip(share, 0.0, 1.0)
 
 
 def close_books(model: SupplyChainModel) -> None:

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from marketsim.markets import reference
 from marketsim.markets.beliefs import brock_hommes_step
+from marketsim.sectors.investor import MAX_VALUATION_RATIO
 
 deviations = st.floats(-5.0, 5.0, allow_nan=False)
 
@@ -67,3 +68,40 @@ def test_trend_share_at_the_fundamental_is_a_logit_of_the_cost():
     """At x = 0 trend followers hold 1 / (1 + exp(-beta C)) of the market."""
     _, share = brock_hommes_step(0.0, 0.0, 0.0, 1.1, 1.2, 0.0, 1.0, 2.0, 0.0)
     assert abs(share - 1 / (1 + math.exp(-2.0))) < 1e-12
+
+
+state_deviations = st.floats(-1.0, MAX_VALUATION_RATIO - 1.0)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    x=st.tuples(state_deviations, state_deviations, state_deviations),
+    gross_return=st.floats(1.0, 2.0, exclude_min=True),
+    trend=st.floats(0.0, 4.0),
+    bias=st.floats(-1.0, 1.0),
+    cost=st.floats(-10.0, 10.0),
+    intensity=st.floats(0.0, 1000.0),
+    shock=st.floats(-6.0, 6.0),
+)
+def test_kernel_is_finite_over_the_investors_whole_range(
+    x, gross_return, trend, bias, cost, intensity, shock
+):
+    """Deviations anywhere the investor keeps them ([-1, 99]) and parameters anywhere in
+    their documented range give a finite deviation and a share in [0, 1], equal to the twin.
+
+    The twin subtracts two profits of up to ~1e5 that the kernel never forms, so the two
+    differ by the rounding of those profits, amplified by the intensity of choice: the
+    tolerance is that bound (a few dozen ulps of the profits), not a guess.
+    """
+    args = (*x, gross_return, trend, bias, cost, intensity, shock)
+    deviation, share = brock_hommes_step(*args)
+    assert math.isfinite(deviation) and 0.0 <= share <= 1.0
+    want_deviation, want_share = reference.brock_hommes_step(*args)
+    x1, x2, x3 = x
+    excess = abs(x1 - gross_return * x2)
+    profits = excess * (abs(trend * x3 + bias) + 2 * abs(gross_return * x2)) + abs(cost)
+    share_tol = 1e-12 + 1e-14 * intensity * profits
+    assert abs(share - want_share) <= share_tol
+    deviation_tol = 1e-12 + 1e-9 * abs(want_deviation)
+    deviation_tol += share_tol * abs(trend * x1 + bias) / gross_return
+    assert abs(deviation - want_deviation) <= deviation_tol

@@ -88,11 +88,13 @@ def clear_call_auction(book: MarketBook, params: dict[str, Any]) -> ClearingOutc
     price, _, bid_fill, ask_fill = call_auction(
         limits, bid_quantity, book.seller_price, ask_quantity
     )
-    # notional demand at each seller: its capacity times demand/supply at its ask price
+    # notional demand at each seller: demand at its ask price, shared over the supply at or
+    # below that price in proportion to capacity (its share is at most one, so a subnormal
+    # supply never overflows the quotient)
     bids_at = _cumulative_at(limits, bid_quantity, book.seller_price, "ge")
     asks_at = _cumulative_at(book.seller_price, ask_quantity, book.seller_price, "le")
-    ratio = np.divide(bids_at, asks_at, out=np.zeros(book.n_sellers), where=asks_at > 0)
-    requested = ask_quantity * ratio
+    share = np.divide(ask_quantity, asks_at, out=np.zeros(book.n_sellers), where=asks_at > 0)
+    requested = np.minimum(share, 1.0) * bids_at
     return ClearingOutcome(
         seller_sold=ask_fill,
         seller_requested=requested,

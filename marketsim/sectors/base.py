@@ -34,6 +34,29 @@ if TYPE_CHECKING:
 HOURS_PER_MONTH = 730.0
 """Average hours in a month (8,760 / 12)."""
 
+MAX_RESPONSE = 1e6
+"""Largest factor by which a behavioural response scales a quantity.
+
+A response is a power of a ratio: demand ``(price / reference) ** -elasticity``, savers'
+inflow and lenders' collateral ``(V/F) ** sensitivity``, data centers' plans ``(V/F) **
+valuation_sensitivity`` and ``(price / cost) ** price_response``. With large elasticities
+the power overflows (``2.0 ** 1100`` is inf) and inf turns into NaN further on (``inf * 0``).
+Capping the factor at a million keeps every quantity finite for any valid elasticity and
+changes nothing at ordinary values (the shipped scenarios' results are unchanged bit for
+bit): demand at a million times its reference level is saturation, not a price response.
+"""
+
+QUOTIENT_CAP = 1e100
+"""Largest quantity, price or cost a sector derives by dividing by a coefficient.
+
+Coefficients may be as small as their schema allows (a ``gt=0`` bound admits 5e-324): an
+accelerator fleet planned for 5e-324 hours of use a month, or compute bought at 5e-324
+million tokens per accelerator-hour, overflows to inf, and inf times a zero share is NaN.
+`capped_quotient` stops such quotients at 1e100, beyond any physical economy yet so far
+below the float range (1.8e308) that sums over a million firms and 100,000 steps and
+products with any valid price stay finite. Ordinary quotients are untouched.
+"""
+
 COUNT = Param(
     int,
     1,
@@ -328,6 +351,32 @@ def shift_pipeline(pipeline: np.ndarray) -> np.ndarray:
     pipeline[:, :-1] = pipeline[:, 1:]
     pipeline[:, -1] = 0.0
     return arriving
+
+
+def bounded_power(base, exponent: float, cap: float = MAX_RESPONSE):
+    """``min(base ** exponent, cap)`` for ``base >= 0``, without overflow (see `MAX_RESPONSE`).
+
+    Exact where the power is below ``cap`` (numpy's own power, no detour through logs); an
+    overflow to inf and ``0 ** negative`` give ``cap``. A float for a float, an array for an
+    array.
+    """
+    with np.errstate(over="ignore", divide="ignore"):
+        value = np.minimum(np.power(np.asarray(base, dtype=float), exponent), cap)
+    return float(value) if np.ndim(value) == 0 else value
+
+
+def capped_quotient(numerator, denominator, cap: float = QUOTIENT_CAP):
+    """``min(numerator / denominator, cap)`` for numerator, denominator >= 0; 0 where the
+    numerator is 0 (see `QUOTIENT_CAP`).
+
+    Exact where the quotient is below ``cap``; a quotient that overflows, or a positive
+    numerator over zero, gives ``cap``. A float for floats, an array for arrays.
+    """
+    numerator = np.asarray(numerator, dtype=float)
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        quotient = np.true_divide(numerator, denominator)
+    value = np.where(numerator > 0.0, np.minimum(quotient, cap), 0.0)
+    return float(value) if np.ndim(value) == 0 else value
 
 
 def smooth(previous: np.ndarray, observed: np.ndarray, weight: float) -> np.ndarray:

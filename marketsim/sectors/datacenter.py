@@ -48,7 +48,10 @@ from marketsim.markets.kernels import markup_price
 from marketsim.markets.kernels import tatonnement_price
 from marketsim.schema import Param
 from marketsim.sectors.base import HOURS_PER_MONTH
+from marketsim.sectors.base import MAX_RESPONSE
 from marketsim.sectors.base import Sector
+from marketsim.sectors.base import bounded_power
+from marketsim.sectors.base import capped_quotient
 from marketsim.sectors.base import firm_schema
 from marketsim.sectors.base import scarcity_pricing_params
 from marketsim.sectors.base import shift_pipeline
@@ -429,9 +432,11 @@ class Datacenter(Sector):
             queued = self.shell_mw + self.shell_pipeline.sum(axis=1)
             market.book.buyer_forward_demand[block] = np.where(alive, queued, 0.0)
             # the most a MWh is worth: the compute it runs (used by auction mechanisms)
-            value_per_mw = self.price * self.params["availability"] / self.mw_per_accelerator
-            market.book.buyer_limit_price[block] = value_per_mw / (
-                market.billed_units_per_unit / HOURS_PER_MONTH
+            value_per_mw = capped_quotient(
+                self.price * self.params["availability"], self.mw_per_accelerator
+            )
+            market.book.buyer_limit_price[block] = capped_quotient(
+                value_per_mw, market.billed_units_per_unit / HOURS_PER_MONTH
             )
         market.book.buyer_demand[block] = np.where(alive, demand, 0.0)
 
@@ -465,8 +470,8 @@ class Datacenter(Sector):
 
     def offer(self, market, block) -> None:
         p = self.params
-        powered = np.minimum(self.power_mw, self.shell_mw) / self.mw_per_accelerator
-        networked = self.kits / p["kits_per_accelerator"]
+        powered = capped_quotient(np.minimum(self.power_mw, self.shell_mw), self.mw_per_accelerator)
+        networked = capped_quotient(self.kits, p["kits_per_accelerator"])
         self.usable = np.where(
             self.alive, np.minimum(self.fleet, np.minimum(networked, powered)), 0.0
         )
@@ -498,11 +503,11 @@ class Datacenter(Sector):
 
     def _update_price(self) -> None:
         p = self.params
-        power_cost = (
+        power_cost = capped_quotient(
             self.mw_per_accelerator
             * self.power_price_usd_per_mwh
-            * (self.power_billed_hours / HOURS_PER_MONTH)
-            / p["availability"]
+            * (self.power_billed_hours / HOURS_PER_MONTH),
+            p["availability"],
         )
         floor = np.full(self.count, power_cost)
         ceiling = np.full(self.count, max(p["max_price_usd_per_acc_hour"], power_cost))
@@ -533,7 +538,9 @@ class Datacenter(Sector):
         p = self.params
         previous = self.demand_smoothed.sum()
         self.demand_smoothed = smooth(self.demand_smoothed, self.requested, p["demand_smoothing"])
-        growth = self.demand_smoothed.sum() / previous - 1.0 if previous > 0 else 0.0
+        growth = (
+            capped_quotient(self.demand_smoothed.sum(), previous) - 1.0 if previous > 0 else 0.0
+        )
         self.growth_smoothed = smooth(self.growth_smoothed, growth, p["growth_smoothing"])
         expected_growth = float(
             np.clip(
@@ -543,17 +550,22 @@ class Datacenter(Sector):
             )
         )
         hours = HOURS_PER_MONTH * p["availability"] * p["target_utilization"]
-        profitability = np.clip(self.price / self.full_cost_per_acc_hour(), 0.5, 2.0)
-        hours = hours / (
-            self.model.valuation_ratio ** p["valuation_sensitivity"]
-            * self.aggressiveness
-            * profitability ** p["price_response"]
+        profitability = np.clip(
+            capped_quotient(self.price, self.full_cost_per_acc_hour()), 0.5, 2.0
         )
+        boldness = (
+            bounded_power(self.model.valuation_ratio, p["valuation_sensitivity"])
+            * self.aggressiveness
+            * bounded_power(profitability, p["price_response"])
+        )
+        hours = hours / np.clip(boldness, 1.0 / MAX_RESPONSE, MAX_RESPONSE)
 
         lead = p["delivery_lead_months"]
-        target_fleet = self.demand_smoothed * (1.0 + expected_growth) ** lead / hours
+        target_fleet = capped_quotient(
+            self.demand_smoothed * (1.0 + expected_growth) ** lead, hours
+        )
         shell_at_delivery = self.shell_mw + self.shell_pipeline[:, :lead].sum(axis=1)
-        powered_at_delivery = shell_at_delivery / self.mw_per_accelerator
+        powered_at_delivery = capped_quotient(shell_at_delivery, self.mw_per_accelerator)
         target_fleet = np.minimum(target_fleet, powered_at_delivery * (1.0 + p["strand_tolerance"]))
         due = self._retiring_within(step, lead)
         on_order = self.accelerator_pipeline.sum(axis=1)
@@ -562,7 +574,9 @@ class Datacenter(Sector):
         kits = np.maximum(0.0, kits_target - self.kits - self.kit_pipeline.sum(axis=1))
 
         build_lead = p["construction_lead_months"]
-        fleet_later = self.demand_smoothed * (1.0 + expected_growth) ** build_lead / hours
+        fleet_later = capped_quotient(
+            self.demand_smoothed * (1.0 + expected_growth) ** build_lead, hours
+        )
         shell_target = fleet_later * self.mw_per_accelerator
         shell = np.maximum(0.0, shell_target - self.shell_mw - self.shell_pipeline.sum(axis=1))
 
@@ -610,7 +624,9 @@ class Datacenter(Sector):
             + mw * p["site_opex_usd_per_mw_month"]
             + mw * self.power_price_usd_per_mwh * self.power_billed_hours
         )
-        return monthly / (HOURS_PER_MONTH * p["availability"] * p["target_utilization"])
+        return capped_quotient(
+            monthly, HOURS_PER_MONTH * p["availability"] * p["target_utilization"]
+        )
 
     def _retiring_within(self, step: int, months: int) -> np.ndarray:
         """Accelerators that reach end of life in the next ``months`` months."""

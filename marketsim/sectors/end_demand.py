@@ -7,6 +7,11 @@ where ``p_k`` is the mean token price posted by the sellers segment ``k`` is con
 and ``z`` a standard normal draw from the model's random stream (``sigma`` = demand_noise).
 Segments are not firms: they pay from the outside account ``end_customers``. Elasticity
 above 1 makes spending rise when prices fall (Jevons).
+
+Saturation: the price response ``(p_k / p_ref) ** (-elasticity)`` and the adoption growth
+``A(t) / A(0)`` are each at most `MAX_RESPONSE` (a million), so demand stays finite at any
+valid price, elasticity and S-curve; the logistic's exponent is clipped at 709, where
+``exp`` would overflow (adoption is then 1e-308 of its long-run level, i.e. zero).
 """
 
 from __future__ import annotations
@@ -15,7 +20,13 @@ import numpy as np
 
 from marketsim.schema import Param
 from marketsim.schema import TableSchema
+from marketsim.sectors.base import MAX_RESPONSE
 from marketsim.sectors.base import Sector
+from marketsim.sectors.base import bounded_power
+from marketsim.sectors.base import capped_quotient
+
+MAX_LOGISTIC_EXPONENT = 709.0
+"""Largest exponent passed to ``exp`` in the adoption S-curve (``exp(710)`` overflows)."""
 
 
 class EndDemand(Sector):
@@ -116,16 +127,16 @@ class EndDemand(Sector):
         p = self.params
         floor = p["adoption_floor"]
         exponent = -p["adoption_speed_per_month"] * (step - p["adoption_midpoint_month"])
-        return floor + (1.0 - floor) / (1.0 + np.exp(exponent))
+        return floor + (1.0 - floor) / (1.0 + np.exp(min(exponent, MAX_LOGISTIC_EXPONENT)))
 
     def notional_demand(self, price, step: int) -> np.ndarray:
         """Demand of every segment at ``price`` (USD per million tokens), without noise."""
         p = self.params
-        growth = self.adoption(step) / self.adoption(0)
-        relative = np.asarray(price, dtype=float) / p["reference_price_usd_per_mtoken"]
+        growth = min(self.adoption(step) / self.adoption(0), MAX_RESPONSE)
+        relative = capped_quotient(price, p["reference_price_usd_per_mtoken"])
+        response = bounded_power(relative, -p["elasticity"], MAX_RESPONSE)
         return np.broadcast_to(
-            p["base_demand_mtokens_per_month"] * growth * relative ** (-p["elasticity"]),
-            (self.count,),
+            p["base_demand_mtokens_per_month"] * growth * response, (self.count,)
         ).copy()
 
     def bid(self, market, block) -> None:

@@ -12,6 +12,11 @@ Token price rule (markup over the compute cost of a token, raised by scarcity):
     cost   = compute price paid / e
     target = cost * (1 + markup) * (1 + min(max_scarcity, scarcity_slope * max(0, D/K - 1)))
     price  = price + price_adjustment * (target - price)
+
+Bounds (none binds in the shipped scenarios): efficiency stops at
+``MAX_TOKENS_PER_ACC_HOUR_MILLIONS`` (compounding 2%/month passes float's range after
+about 36,000 months), and the compute bid is a `capped_quotient` (at 5e-324 million tokens
+per accelerator-hour it would overflow).
 """
 
 from __future__ import annotations
@@ -21,10 +26,19 @@ import numpy as np
 from marketsim.markets.kernels import markup_price
 from marketsim.schema import Param
 from marketsim.sectors.base import Sector
+from marketsim.sectors.base import capped_quotient
 from marketsim.sectors.base import firm_schema
 from marketsim.sectors.base import scarcity_pricing_params
 from marketsim.sectors.base import smooth
 from marketsim.sectors.base import smoothing_param
+
+MAX_TOKENS_PER_ACC_HOUR_MILLIONS = 1e21
+"""Physical ceiling on efficiency: about the Landauer limit of a 1 kW accelerator-hour.
+
+An accelerator-hour at 1 kW is 3.6e6 J; erasing one bit at 300 K costs at least
+``k T ln 2`` = 2.9e-21 J, so no accelerator-hour serves more than ~1.2e27 tokens (1.2e21
+million). Software work compounds efficiency without end; it stops here.
+"""
 
 
 class Inference(Sector):
@@ -129,12 +143,14 @@ class Inference(Sector):
     def observe(self, step: int) -> None:
         p = self.params
         if step == p["efficiency_gain_step"]:
-            self.efficiency = self.efficiency * (1.0 + p["efficiency_gain"])
+            self.efficiency = np.minimum(
+                self.efficiency * (1.0 + p["efficiency_gain"]), MAX_TOKENS_PER_ACC_HOUR_MILLIONS
+            )
 
     def bid(self, market, block) -> None:
         p = self.params
         expected = self.demand_smoothed * (1.0 + self.growth_smoothed)
-        compute = expected / self.efficiency * (1.0 + p["compute_buffer"])
+        compute = capped_quotient(expected, self.efficiency) * (1.0 + p["compute_buffer"])
         market.book.buyer_demand[block] = np.where(self.alive, compute, 0.0)
 
     def _initial_token_demand(self) -> np.ndarray:
@@ -174,16 +190,15 @@ class Inference(Sector):
         revenue = self.revenue
         self.pay(revenue * p["software_spend_share"], "wages", "opex")
         self.pay_overheads()
-        cost_per_mtoken = self.compute_price / self.efficiency  # this month's efficiency
-        self.efficiency = self.efficiency * (
-            1.0 + p["software_productivity"] * p["software_spend_share"]
+        # at this month's efficiency, before software work raises it
+        cost_per_mtoken = capped_quotient(self.compute_price, self.efficiency)
+        self.efficiency = np.minimum(
+            self.efficiency * (1.0 + p["software_productivity"] * p["software_spend_share"]),
+            MAX_TOKENS_PER_ACC_HOUR_MILLIONS,
         )
         previous = self.demand_smoothed
         self.demand_smoothed = smooth(previous, self.requested, p["demand_smoothing"])
-        growth = (
-            np.divide(self.demand_smoothed, previous, out=np.ones(self.count), where=previous > 0)
-            - 1.0
-        )
+        growth = np.where(previous > 0, capped_quotient(self.demand_smoothed, previous), 1.0) - 1.0
         self.growth_smoothed = np.clip(smooth(self.growth_smoothed, growth, 0.2), -0.5, 0.5)
         has_cost = cost_per_mtoken > 0
         target = markup_price(

@@ -21,6 +21,19 @@ as new equity: the fundamentalists' share of it split over firms by valuation (a
 no fundamental value gets none of it), the trend followers' share by momentum (market value
 times its smoothed monthly return: they buy what has been rising). A firm draws on its offer only to
 cover a cash shortfall; without an offer it must borrow or default.
+
+Bounds that keep every value finite over the whole valid range (none binds in the shipped
+scenarios):
+- ``x`` stays within ``[-1, MAX_VALUATION_RATIO - 1]``. With ``g * n > R`` for good (e.g.
+  ``g > 2R``) the map grows geometrically, to inf in a few hundred months and to NaN
+  after; a market valued at more than a hundred times its fundamentals is beyond any
+  recorded bubble, and below ``x = -1`` prices would be negative.
+- The inflow multiplier ``(V/F) ** inflow_sensitivity`` is at most `MAX_RESPONSE`.
+- The Gordon multiple ``12 / (discount_rate - long_run_growth)`` is at most
+  ``MAX_EARNINGS_MONTHS`` (a thousand years of earnings: a spread of 0.1%/year): as growth
+  approaches the discount rate the formula diverges.
+- A firm's return (what trend followers chase) is measured only from a valuation of at
+  least ``MIN_VALUATION_USD``: from a valuation of 1e-300 dollars any rise is infinite.
 """
 
 from __future__ import annotations
@@ -33,7 +46,18 @@ from marketsim.ledger import EQUITY_MARKET
 from marketsim.markets.beliefs import brock_hommes_step
 from marketsim.schema import Param
 from marketsim.schema import TableSchema
+from marketsim.sectors.base import MAX_RESPONSE
 from marketsim.sectors.base import Sector
+from marketsim.sectors.base import bounded_power
+
+MAX_VALUATION_RATIO = 100.0
+"""Highest valuation / fundamental value the deviation ``x`` may reach (see module doc)."""
+
+MAX_EARNINGS_MONTHS = 12_000.0
+"""Most months of smoothed earnings a fundamental value counts (see module doc)."""
+
+MIN_VALUATION_USD = 1.0
+"""Smallest valuation (USD) a return is measured from; smaller ones count as no return."""
 
 
 class Investor(Sector):
@@ -242,18 +266,22 @@ class Investor(Sector):
             p["intensity_of_choice"],
             p["deviation_noise"] * self.rng.standard_normal(),
         )
+        deviation = min(max(deviation, -1.0), MAX_VALUATION_RATIO - 1.0)
         self.deviation_history = np.array([deviation, *self.deviation_history[:2]])
         self.ratio = max(p["valuation_floor"], 1.0 + deviation)
 
         weight = p["earnings_smoothing"]
         self.earnings = weight * self._net_income_now() + (1.0 - weight) * self.earnings
-        multiple = 12.0 / (p["discount_rate_per_year"] - p["long_run_growth_per_year"])
+        spread = p["discount_rate_per_year"] - p["long_run_growth_per_year"]
+        multiple = min(12.0 / spread, MAX_EARNINGS_MONTHS)  # spread > 0: check_params
         value = firms.cash - firms.debt + multiple * self.earnings
         alive = firms.alive & self.is_operating
         self.fundamental = np.where(alive, np.maximum(value, 0.0), 0.0)
         self.valuation = self.fundamental * self.ratio
 
-        inflow = p["inflow_usd_per_month"] * self.ratio ** p["inflow_sensitivity"]
+        inflow = p["inflow_usd_per_month"] * bounded_power(
+            self.ratio, p["inflow_sensitivity"], MAX_RESPONSE
+        )
         self._receive(np.full(self.count, inflow / self.count), "savers")
         budget = max(0.0, float(self.cash.sum())) * p["deploy_share"]
         # fundamentalists fund firms in proportion to their value; trend followers chase
@@ -263,7 +291,7 @@ class Investor(Sector):
                 self.valuation,
                 self.last_valuation,
                 out=np.ones(firms.n),
-                where=self.last_valuation > 0,
+                where=self.last_valuation >= MIN_VALUATION_USD,
             )
             - 1.0
         )

@@ -27,6 +27,7 @@ from marketsim.finance import capex_budget
 from marketsim.schema import Param
 from marketsim.sectors.base import HOURS_PER_MONTH
 from marketsim.sectors.base import Sector
+from marketsim.sectors.base import capped_quotient
 from marketsim.sectors.base import firm_schema
 from marketsim.sectors.base import shift_pipeline
 from marketsim.sectors.base import smooth
@@ -273,11 +274,8 @@ class Utility(Sector):
         self.model.firms.charge_depreciation(self.rows, depreciation)
 
         self.demand_smoothed = smooth(self.demand_smoothed, self.requested, p["demand_smoothing"])
-        reserve = 1.0 - np.divide(
-            self.demand_smoothed,
-            self.capacity_mw,
-            out=np.ones(self.count),
-            where=self.capacity_mw > 0,
+        reserve = 1.0 - np.where(
+            self.capacity_mw > 0, capped_quotient(self.demand_smoothed, self.capacity_mw), 1.0
         )
         target_reserve = p["target_reserve_margin"]
         shortfall = np.maximum(0.0, target_reserve - reserve) / target_reserve
@@ -288,7 +286,7 @@ class Utility(Sector):
 
         previous = self.total_demand
         self.total_demand = float(self.demand_smoothed.sum())
-        growth = self.total_demand / previous - 1.0 if previous > 0 else 0.0
+        growth = capped_quotient(self.total_demand, previous) - 1.0 if previous > 0 else 0.0
         self.growth_smoothed = smooth(self.growth_smoothed, growth, p["growth_smoothing"])
         expected_growth = float(
             np.clip(

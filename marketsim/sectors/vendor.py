@@ -28,6 +28,7 @@ from marketsim.finance import capex_budget
 from marketsim.markets.kernels import markup_price
 from marketsim.schema import Param
 from marketsim.sectors.base import Sector
+from marketsim.sectors.base import capped_quotient
 from marketsim.sectors.base import scarcity_pricing_params
 from marketsim.sectors.base import shift_pipeline
 from marketsim.sectors.base import smooth
@@ -196,9 +197,7 @@ class EquipmentVendor(Sector):
         self.price = self.price + p["price_adjustment"] * (target - self.price)
 
         installed = self.capacity_units + self.capacity_pipeline.sum(axis=1)
-        ratio = np.divide(
-            self.demand_smoothed, installed, out=np.zeros(self.count), where=installed > 0
-        )
+        ratio = np.where(installed > 0, capped_quotient(self.demand_smoothed, installed), 0.0)
         expansion = installed * np.minimum(
             p["max_expansion_per_month"], p["expansion_response"] * np.maximum(ratio - 1.0, 0.0)
         )
