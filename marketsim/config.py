@@ -32,6 +32,7 @@ import re
 import tomllib
 from collections.abc import Iterable
 from collections.abc import Iterator
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 from typing import NoReturn
@@ -231,6 +232,34 @@ def apply_overrides(raw: dict, origins: dict, overrides: Iterable[str]) -> dict:
         _set_path(result, keys, value, text)
         _mark_overridden(origins, ".".join(keys), value)
     return result
+
+
+def override_texts(overrides: Iterable[str] | Mapping[str, Any]) -> list[str]:
+    """Overrides as ``"dotted.key=value"`` texts; a mapping's values are written as TOML.
+
+    Args:
+        overrides: ``"key=value"`` strings (values in TOML syntax), or a mapping of dotted
+            keys to Python values (numbers, strings, booleans, lists, tables).
+
+    Raises:
+        ExperimentError: a value cannot be written in an experiment file (NaN, a date, ...).
+    """
+    if isinstance(overrides, str):
+        return [overrides]
+    if not isinstance(overrides, Mapping):
+        return list(overrides)
+    texts = []
+    for key, value in overrides.items():
+        try:
+            texts.append(f"{key}={_toml_inline(value)}")
+        except (TypeError, ValueError) as error:
+            raise ExperimentError(str(error), source=SET_SOURCE, key=str(key)) from None
+    return texts
+
+
+def leaf_paths(table: dict) -> list[str]:
+    """The dotted paths of the non-table values and empty tables in ``table``."""
+    return list(_leaf_paths(table))
 
 
 def _parse_override(text: str) -> tuple[list[str], Any]:

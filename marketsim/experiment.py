@@ -9,6 +9,8 @@ Nothing runs and nothing is written until all of that has passed.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import field
 from pathlib import Path
@@ -19,6 +21,8 @@ import networkx as nx
 from marketsim.config import SET_SOURCE
 from marketsim.config import apply_overrides
 from marketsim.config import experiment_sha256
+from marketsim.config import leaf_paths
+from marketsim.config import override_texts
 from marketsim.config import read_experiment_file
 from marketsim.config import schema_problems
 from marketsim.config import validate
@@ -208,6 +212,29 @@ class Experiment:
         state["components"] = collect_components(manager)
         self.__dict__.update(state)
 
+    def with_overrides(self, overrides: Sequence[str] | Mapping[str, Any]) -> Experiment:
+        """A copy with ``overrides`` applied and every check run again (a new ``sha256``).
+
+        Args:
+            overrides: as for `load_experiment`: ``"key=value"`` strings or a mapping.
+
+        Raises:
+            ExperimentError: an override is invalid, or changes ``plugins`` (load the file
+                again with `load_experiment` for that).
+        """
+        texts = override_texts(overrides)
+        origins = {leaf: self.source for leaf in leaf_paths(self.config)}
+        raw = apply_overrides(self.config, origins, texts)
+        if raw.get("plugins") != self.config["plugins"]:
+            raise ExperimentError(
+                "cannot change plugins of a loaded experiment; pass them to load_experiment",
+                SET_SOURCE,
+                "plugins",
+            )
+        return _validated(
+            raw, origins, self.source, self.manager, self.components, [*self.overrides, *texts]
+        )
+
     @property
     def name(self) -> str:
         """The experiment's name."""
@@ -261,12 +288,15 @@ class Experiment:
         return graph
 
 
-def load_experiment(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Experiment:
+def load_experiment(
+    path: str | Path, overrides: Sequence[str] | Mapping[str, Any] = ()
+) -> Experiment:
     """Read, override and validate an experiment file, loading the plugins it names.
 
     Args:
         path: the experiment TOML file.
-        overrides: ``"dotted.key=value"`` strings, values in TOML syntax.
+        overrides: ``"dotted.key=value"`` strings (values in TOML syntax, as with ``--set``),
+            or a mapping of dotted keys to Python values (``{"experiment.steps": 12}``).
 
     Returns:
         The validated `Experiment`.
@@ -275,8 +305,9 @@ def load_experiment(path: str | Path, overrides: list[str] | tuple[str, ...] = (
         ExperimentError: the file, an override or a plugin is invalid (one-line message).
     """
     source = str(path)
+    overrides = override_texts(overrides)
     raw, origins = read_experiment_file(path)
-    raw = apply_overrides(raw, origins, list(overrides))
+    raw = apply_overrides(raw, origins, overrides)
     plugins = raw.get("plugins", [])
     if not isinstance(plugins, list) or not all(isinstance(p, str) for p in plugins):
         raise ExperimentError(
@@ -291,6 +322,11 @@ def load_experiment(path: str | Path, overrides: list[str] | tuple[str, ...] = (
         components = collect_components(manager)
     except PluginError as error:
         raise ExperimentError(str(error), plugins_source, "plugins") from None
+    return _validated(raw, origins, source, manager, components, overrides)
+
+
+def _validated(raw, origins, source, manager, components, overrides) -> Experiment:
+    """The `Experiment` from overridden tables, once every check has passed."""
     check_name(config_name(raw), origins.get("experiment.name", source))
     config = validate(raw, components.registry(), origins, source)
     present = {name: table for name, table in config["agents"].items()}
