@@ -10,7 +10,12 @@ part files, the manifest; not the analysis) and the time per task split into
 - load: reading and validating the experiment, checking its sha256;
 - build: building the model (supply graph, markets, sectors);
 - steps: stepping it;
-- write: collecting its tables and writing the three part files.
+- write: collecting its tables and writing the three part files;
+- cpu: the CPU time a task used, which does not grow when other programs share the cores.
+
+"idle s" estimates the wall time on an otherwise idle machine: the CPU seconds of all tasks
+divided by the number of workers, plus one worker start-up. On a shared machine the wall
+time is longer by the share of the cores other programs took.
 
 Per-task figures are means over every task but each worker's first. ``--replications``,
 ``--steps``, ``--workers`` and ``--executors local`` make shorter runs; ``--keep DIR`` keeps
@@ -76,7 +81,7 @@ def bench_study(
     if rest.empty:
         rest = timings
     written = sum(f.stat().st_size for f in out.rglob("*.parquet"))
-    mean = rest[["load_s", "build_s", "steps_s", "write_s", "total_s"]].mean()
+    mean = rest[["load_s", "build_s", "steps_s", "write_s", "total_s", "cpu_s"]].mean()
     return {
         "wall_s": wall,
         "tasks": len(timings),
@@ -87,6 +92,8 @@ def bench_study(
         ),
         **{name: float(value) for name, value in mean.items()},
         "megabytes": written / 1e6,
+        "idle_s": float(timings["cpu_s"].sum()) / max(timings["pid"].nunique(), 1)
+        + float(first["startup_s"].dropna().mean() if len(first) else 0.0),
     }
 
 
@@ -105,7 +112,8 @@ def main() -> None:
     )
     header = (
         f"{'executor':<8}{'wall s':>9}{'tasks/s':>9}{'start-up s':>12}{'1st task +s':>12}"
-        f"{'load ms':>9}{'build ms':>9}{'steps ms':>9}{'write ms':>9}{'task ms':>9}{'MB':>8}"
+        f"{'load ms':>9}{'build ms':>9}{'steps ms':>9}{'write ms':>9}{'task ms':>9}"
+        f"{'cpu ms':>8}{'idle s':>8}{'MB':>7}"
     )
     print(header)
     with tempfile.TemporaryDirectory(dir=args.keep) as temporary:
@@ -118,7 +126,8 @@ def main() -> None:
                 f"{row['startup_s']:>12.2f}{row['first_task_extra_s']:>12.2f}"
                 f"{row['load_s'] * 1e3:>9.1f}{row['build_s'] * 1e3:>9.1f}"
                 f"{row['steps_s'] * 1e3:>9.1f}{row['write_s'] * 1e3:>9.1f}"
-                f"{row['total_s'] * 1e3:>9.1f}{row['megabytes']:>8.1f}",
+                f"{row['total_s'] * 1e3:>9.1f}{row['cpu_s'] * 1e3:>8.1f}"
+                f"{row['idle_s']:>8.0f}{row['megabytes']:>7.1f}",
                 flush=True,
             )
 

@@ -362,6 +362,7 @@ def test_a_scenario_file_with_a_mistake_is_named_by_its_own_file(tmp_path):
 
 
 def test_missing_study_file_is_one_line(tmp_path):
+    """A study file that does not exist: one line, exit 2."""
     result = invoke(tmp_path / "none.toml", "--out", tmp_path / "out")
     assert result.exit_code == 2
     assert result.stderr.strip() == f"error: {tmp_path / 'none.toml'}: file not found"
@@ -371,6 +372,7 @@ def test_missing_study_file_is_one_line(tmp_path):
 
 
 def test_grid_is_the_cartesian_product_in_the_order_written(tmp_path):
+    """Grid points: every combination, the first factor changing slowest."""
     path = write_study(
         tmp_path,
         HEAD
@@ -425,6 +427,7 @@ def test_sampled_designs_have_salib_point_counts_and_rounded_integers(tmp_path, 
 
 
 def test_study_tables_are_parquet_datasets_with_key_and_factor_columns(tmp_path):
+    """Each table is a folder of part files pandas reads as one, keyed by task."""
     study = load_study(small_study(tmp_path))
     results = run_study(study, workers=1, out=tmp_path / "out", analyse=False)
     chain = pd.read_parquet(tmp_path / "out" / "chain")
@@ -455,6 +458,7 @@ def test_study_tables_are_parquet_datasets_with_key_and_factor_columns(tmp_path)
 
 
 def test_manifest_records_the_study_scenarios_design_seeds_and_status(tmp_path):
+    """The manifest has the layout the analysis codes against."""
     study = load_study(small_study(tmp_path))
     run_study(study, workers=1, out=tmp_path / "out", analyse=False)
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
@@ -488,6 +492,7 @@ def test_manifest_records_the_study_scenarios_design_seeds_and_status(tmp_path):
 
 
 def test_replication_seed_is_the_spawned_sequence():
+    """Replication r's seed sequence is SeedSequence(seed).spawn(R)[r]."""
     spawned = np.random.SeedSequence(7).spawn(5)
     for replication in range(5):
         ours = replication_seed(7, replication)
@@ -541,6 +546,7 @@ def test_common_random_numbers_same_draws_in_every_scenario_and_point(tmp_path):
 
 
 def test_values_apply_in_order_scenario_set_then_study_set_then_factor(tmp_path):
+    """A later layer of values wins: scenario set, then [study.set], then the factor."""
     path = write_study(
         tmp_path,
         HEAD + '[study.scenarios]\na = { extends = "EXP/baseline.toml", set = { '
@@ -598,6 +604,7 @@ def test_resume_after_interruption_gives_byte_identical_tables(tmp_path, monkeyp
 
 
 def test_resume_reruns_tasks_with_missing_parts_and_ignores_temporaries(tmp_path):
+    """Resume reruns exactly the tasks missing a part file and removes leftover temporaries."""
     path = small_study(tmp_path)
     out = tmp_path / "out"
     run_study(load_study(path), workers=1, out=out, analyse=False)
@@ -617,6 +624,7 @@ def test_resume_reruns_tasks_with_missing_parts_and_ignores_temporaries(tmp_path
 
 
 def test_resume_refuses_a_different_study(tmp_path):
+    """Resume into a directory holding another study (different hash) is refused."""
     path = small_study(tmp_path)
     run_study(load_study(path), workers=1, out=tmp_path / "out", analyse=False)
     other = tmp_path / "other"
@@ -627,6 +635,7 @@ def test_resume_refuses_a_different_study(tmp_path):
 
 
 def test_refuses_a_directory_with_a_foreign_file_and_deletes_nothing(tmp_path):
+    """A file a study does not write stops even --overwrite, and is named; nothing is deleted."""
     path = small_study(tmp_path)
     out = tmp_path / "out"
     run_study(load_study(path), workers=1, out=out, analyse=False)
@@ -639,6 +648,7 @@ def test_refuses_a_directory_with_a_foreign_file_and_deletes_nothing(tmp_path):
 
 
 def test_overwrite_replaces_a_study_and_resume_excludes_it(tmp_path):
+    """--overwrite starts again (stale parts go); --overwrite with --resume is refused."""
     path = small_study(tmp_path)
     out = tmp_path / "out"
     run_study(load_study(path), workers=1, out=out, analyse=False)
@@ -651,6 +661,7 @@ def test_overwrite_replaces_a_study_and_resume_excludes_it(tmp_path):
 
 
 def test_refuses_a_run_directory(tmp_path):
+    """A `marketsim run` results directory is not a study's: refused, naming its file."""
     path = small_study(tmp_path)
     out = tmp_path / "out"
     out.mkdir()
@@ -661,6 +672,7 @@ def test_refuses_a_run_directory(tmp_path):
 
 
 def test_an_experiment_edited_during_the_study_stops_it(tmp_path):
+    """A scenario file edited after the study was loaded: the task's sha256 check stops it."""
     experiment = tmp_path / "exp.toml"
     base = f'extends = "{(EXPERIMENTS / "baseline.toml").as_posix()}"\n'
     experiment.write_text(base, encoding="utf-8")
@@ -680,6 +692,7 @@ def test_an_experiment_edited_during_the_study_stops_it(tmp_path):
 
 
 def test_study_results_read_back_and_analysis_files(tmp_path):
+    """StudyResults reads the runs back; analysis files are None until written."""
     out = tmp_path / "out"
     results = run_study(small_study(tmp_path), workers=1, out=out, analyse=False)
     assert isinstance(results, StudyResults)
@@ -694,6 +707,7 @@ def test_study_results_read_back_and_analysis_files(tmp_path):
 
 
 def test_analysis_runs_at_the_end_when_installed(tmp_path):
+    """With marketsim.analysis installed, the study ends with outcomes and paired differences."""
     pytest.importorskip("marketsim.analysis")
     results = run_study(small_study(tmp_path), workers=1, out=tmp_path / "out")
     assert results.outcomes is not None and len(results.outcomes)
@@ -702,6 +716,7 @@ def test_analysis_runs_at_the_end_when_installed(tmp_path):
 
 
 def test_command_prints_what_it_wrote_and_checks_the_scheduler_option(tmp_path):
+    """The command reports what it wrote; --scheduler without --executor dask is refused."""
     path = small_study(tmp_path, replications=1)
     result = invoke(path, "--out", tmp_path / "out", "--workers", "1")
     assert result.exit_code == 0, result.output
@@ -713,6 +728,7 @@ def test_command_prints_what_it_wrote_and_checks_the_scheduler_option(tmp_path):
 
 
 def test_experiment_error_type_is_raised_by_the_api(tmp_path):
+    """load_study raises ExperimentError whose key is the study key."""
     path = write_study(tmp_path, HEAD + SCENARIOS + '[study.set]\n"experiment.steps" = 0\n')
     with pytest.raises(ExperimentError) as caught:
         load_study(path)
@@ -731,6 +747,7 @@ def test_shipped_studies_are_valid():
 
 
 def test_firm_level_output_is_a_fourth_dataset(tmp_path):
+    """With [output] firm_level = true, firms/ is written and read back."""
     path = write_study(
         tmp_path,
         HEAD
@@ -745,6 +762,7 @@ def test_firm_level_output_is_a_fourth_dataset(tmp_path):
 
 
 def test_changing_only_the_reference_resumes_without_running(tmp_path):
+    """The reference does not change the tables: resume runs nothing and records the new one."""
     path = small_study(tmp_path)
     out = tmp_path / "out"
     run_study(load_study(path), workers=1, out=out, analyse=False)

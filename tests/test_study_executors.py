@@ -68,6 +68,7 @@ def in_process(study_file, tmp_path_factory) -> dict[str, bytes]:
 
 
 def test_local_pool_of_two_workers_writes_identical_parts(study_file, in_process, tmp_path):
+    """Two worker processes write the same bytes as one process."""
     results = run_study(load_study(study_file), workers=2, out=tmp_path / "out", analyse=False)
     assert results.timings["pid"].nunique() >= 1
     assert part_bytes(tmp_path / "out") == in_process
@@ -90,6 +91,7 @@ def test_dask_cluster_writes_identical_parts(study_file, in_process, tmp_path):
 
 
 def test_dask_command_starts_and_closes_its_own_local_cluster(study_file, in_process, tmp_path):
+    """--executor dask without a scheduler: its own LocalCluster, the same bytes."""
     pytest.importorskip("distributed")
     out = tmp_path / "out"
     result = CliRunner().invoke(
@@ -101,6 +103,7 @@ def test_dask_command_starts_and_closes_its_own_local_cluster(study_file, in_pro
 
 
 def test_unreachable_scheduler_is_one_line(study_file, tmp_path, monkeypatch):
+    """A scheduler address nobody answers: one line, exit 2."""
     pytest.importorskip("distributed")
     monkeypatch.setattr("marketsim.study.executors.CONNECT_TIMEOUT_S", 1)
     result = CliRunner().invoke(

@@ -35,6 +35,7 @@ import pyarrow.dataset as ds
 
 from marketsim.plugins import plugin_infos
 from marketsim.runner import VERSIONED
+from marketsim.study.executors import EXECUTORS
 from marketsim.study.executors import execute
 from marketsim.study.loading import Study
 from marketsim.study.loading import load_study
@@ -134,6 +135,8 @@ def execute_study(
     Returns:
         The `StudyResults`, with ``timings`` of the tasks run now.
     """
+    if executor not in EXECUTORS:
+        raise ValueError(f"executor must be one of {EXECUTORS}, got {executor!r}")
     study, directory = plan.study, plan.directory
     if plan.mode == "overwrite":
         clear_output(directory)
