@@ -5,6 +5,10 @@ Public API::
     experiment = marketsim.load_experiment("experiments/baseline.toml", overrides=[...])
     results = marketsim.run(experiment)
     results.sectors  # pandas DataFrame, one row per (replication, step, sector)
+
+    study = marketsim.load_study("studies/bubble_vs_no_bubble.toml")
+    study_results = marketsim.run_study(study, workers=2, out="results/bubble_study")
+    study_results.differences  # paired differences against the reference, with 95% CIs
 """
 
 from marketsim.errors import ExperimentError
@@ -26,6 +30,9 @@ from marketsim.runner import run
 from marketsim.schema import Param
 from marketsim.schema import TableSchema
 from marketsim.sectors.base import Sector
+from marketsim.study import StudyResults
+from marketsim.study import load_study
+from marketsim.study import run_study
 
 __all__ = [
     "ClearingOutcome",
@@ -42,9 +49,12 @@ __all__ = [
     "Results",
     "ResultsError",
     "Sector",
+    "StudyResults",
     "SupplyChainModel",
     "TableSchema",
     "hookimpl",
     "load_experiment",
+    "load_study",
     "run",
+    "run_study",
 ]

@@ -411,11 +411,14 @@ def test_public_api_is_pinned():
         "Results",
         "ResultsError",
         "Sector",
+        "StudyResults",
         "SupplyChainModel",
         "TableSchema",
         "hookimpl",
         "load_experiment",
+        "load_study",
         "run",
+        "run_study",
     ]
     for name in marketsim.__all__:
         assert getattr(marketsim, name) is not None
