@@ -7,7 +7,8 @@ part files, the manifest; not the analysis) and the time per task split into
 
 - start-up: seconds from a worker process's start to its first task (imports), once per
   worker, and the first task's extra load and build time (loading the compiled kernels);
-- load: reading and validating the experiment, checking its sha256;
+- load: the task's experiment (the scenario's, unpickled once per worker, with the task's
+  values applied and validated again) and its sha256 check;
 - build: building the model (supply graph, markets, sectors);
 - steps: stepping it;
 - write: collecting its tables and writing the three part files;

@@ -18,7 +18,7 @@ writes ``outcomes.parquet``, ``summary.parquet``, ``differences.parquet`` and
 from __future__ import annotations
 
 import importlib.util
-import os
+import pickle
 import platform
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -202,7 +202,7 @@ def run_study(
     Raises:
         ExperimentError: the study, a scenario or a design point is invalid.
         ResultsError: ``out`` cannot be used.
-        StudyError: a worker died or an experiment changed during the study (the finished
+        StudyError: a worker died or the Dask scheduler cannot be reached (the finished
             tasks are kept; ``resume=True`` runs the rest).
     """
     plan = plan_study(study, out, resume, overwrite)
@@ -370,9 +370,8 @@ def _scenario_plans(study: Study) -> dict[int, ScenarioPlan]:
         scenario.index: ScenarioPlan(
             index=scenario.index,
             name=scenario.name,
-            source=os.path.abspath(scenario.experiment.source),
-            overrides=scenario.overrides,
-            plugins=scenario.plugin_hashes(),
+            source=scenario.experiment.source,
+            experiment=pickle.dumps(scenario.experiment, protocol=pickle.HIGHEST_PROTOCOL),
             tables=scenario.tables,
             metric_columns=metric_columns,
         )

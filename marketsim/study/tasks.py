@@ -1,17 +1,23 @@
 """One task of a study: one replication of one scenario at one design point, run and written.
 
-A `TaskSpec` is a small picklable description (the experiment file, the values to set, the
-seeds, the hash the resolved experiment must have, where to write), so the same `run_task`
-runs in this process, in a local worker process or on a Dask worker. The worker loads the
-experiment itself, checks its sha256 and its plugins' hashes against the ones the study
-recorded (a file edited during the study stops it with one line), runs the replication with
-the study's seeds and writes each table's part file atomically. Nothing is returned but
-timings, so the caller's memory does not grow with the number of runs.
+A `TaskSpec` is a small picklable description (the scenario's pickled experiment, the values
+to set, the seeds, the hash the resolved experiment must have, where to write), so the same
+`run_task` runs in this process, in a local worker process or on a Dask worker on another
+machine. The worker unpickles the scenario's experiment (its resolved config and the very
+plugin code the study loaded and hashed, see `marketsim.Experiment`; no experiment or plugin
+file is read again, so editing one during a study changes nothing), applies the design
+point's values and the replication's graph seed with `Experiment.with_overrides` (validated
+again), checks the sha256, runs the replication with the study's seeds and writes each
+table's part file atomically. Nothing is returned but timings, so the caller's memory does
+not grow with the number of runs.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
+import pickle
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,8 +25,7 @@ from typing import Any
 
 from marketsim.errors import ExperimentError
 from marketsim.errors import MarketsimError
-from marketsim.experiment import load_experiment
-from marketsim.plugins import plugin_infos
+from marketsim.experiment import Experiment
 from marketsim.runner import _run_replication
 from marketsim.study.schema import Override
 from marketsim.study.schema import study_error
@@ -30,23 +35,26 @@ from marketsim.study.writing import task_table
 from marketsim.study.writing import write_part
 
 _FIRST_TASK_IN_PROCESS = True
+_EXPERIMENTS: dict[str, Experiment] = {}
+"""In a worker: the scenarios' experiments unpickled so far, by the sha256 of their pickle."""
+_EXPERIMENTS_KEPT = 8
+_EXPERIMENTS_LOCK = threading.Lock()
 
 
 class StudyError(MarketsimError):
-    """A study cannot go on: a worker died, or an experiment changed while it ran."""
+    """A study cannot go on: a worker died, or the Dask scheduler cannot be reached."""
 
 
 @dataclass(frozen=True)
 class ScenarioPlan:
-    """What every task of a scenario needs to load its experiment and write its tables."""
+    """What every task of a scenario needs to build its experiment and write its tables."""
 
     index: int
     name: str
     source: str
-    """The experiment file, absolute."""
-    overrides: tuple[Override, ...]
-    plugins: tuple[tuple[str, str], ...]
-    """``(name, sha256)`` of every plugin the study loaded for this scenario."""
+    """The scenario's experiment file (for messages; never read by a worker)."""
+    experiment: bytes
+    """The scenario's `Experiment`, pickled: resolved config and plugin code."""
     tables: tuple[str, ...]
     """The tables each task writes."""
     metric_columns: tuple[tuple[str, tuple[str, ...]], ...]
@@ -96,7 +104,7 @@ def run_task(spec: TaskSpec) -> dict[str, Any]:
     Raises:
         ExperimentError: a value the study sets is invalid at this design point (named by
             its study key).
-        StudyError: the experiment or a plugin changed since the study was loaded.
+        PluginError: a module-name plugin's file changed since the study loaded it.
     """
     global _FIRST_TASK_IN_PROCESS
     started = time.perf_counter()
@@ -104,23 +112,21 @@ def run_task(spec: TaskSpec) -> dict[str, Any]:
     startup = _process_age_s() if _FIRST_TASK_IN_PROCESS else None
     _FIRST_TASK_IN_PROCESS = False
     scenario = spec.scenario
-    overrides = [*scenario.overrides, *spec.factors, *spec.extra]
+    overrides = [*spec.factors, *spec.extra]
+    experiment = _scenario_experiment(scenario.experiment)
     try:
-        experiment = load_experiment(scenario.source, [o.text() for o in overrides])
+        if overrides:
+            experiment = experiment.with_overrides([o.text() for o in overrides])
     except ExperimentError as error:
         error = study_error(error, spec.study_source, overrides, "study.factors")
         raise ExperimentError(
             f"{error.message} (at {spec.describe()})", error.source, error.key
         ) from None
     if experiment.sha256 != spec.sha256:
-        raise StudyError(
-            f"{scenario.source}: {spec.describe()}: the experiment changed while the study "
-            "was under way (its sha256 differs from the study's); run the study again"
+        raise RuntimeError(
+            f"{spec.describe()}: the worker's experiment has sha256 {experiment.sha256}, the "
+            f"study expected {spec.sha256} (a bug: Study.task_config and with_overrides differ)"
         )
-    plugins = tuple((info.name, info.sha256) for info in plugin_infos(experiment.manager))
-    if plugins != scenario.plugins:
-        changed = sorted(set(plugins) ^ set(scenario.plugins))[0][0]
-        raise StudyError(f"plugin {changed} changed on disk during the study")
     loaded = time.perf_counter()
     stepped: list[float] = []
     tables = _run_replication(
@@ -154,6 +160,19 @@ def run_task(spec: TaskSpec) -> dict[str, Any]:
         "total_s": written - started,
         "cpu_s": time.process_time() - cpu_started,
     }
+
+
+def _scenario_experiment(payload: bytes) -> Experiment:
+    """The pickled experiment, unpickled once per worker (its plugins run from their bytes)."""
+    digest = hashlib.sha256(payload).hexdigest()
+    with _EXPERIMENTS_LOCK:
+        experiment = _EXPERIMENTS.get(digest)
+        if experiment is None:
+            experiment = pickle.loads(payload)
+            while len(_EXPERIMENTS) >= _EXPERIMENTS_KEPT:
+                del _EXPERIMENTS[next(iter(_EXPERIMENTS))]
+            _EXPERIMENTS[digest] = experiment
+    return experiment
 
 
 def _split_build_and_steps(start: float, stepped: list[float], end: float) -> tuple[float, float]:
