@@ -30,8 +30,11 @@ from marketsim.runner import run
 from marketsim.schema import Param
 from marketsim.schema import TableSchema
 from marketsim.sectors.base import Sector
+from marketsim.study import Study
+from marketsim.study import StudyError
 from marketsim.study import StudyResults
 from marketsim.study import load_study
+from marketsim.study import read_study
 from marketsim.study import run_study
 
 __all__ = [
@@ -49,12 +52,15 @@ __all__ = [
     "Results",
     "ResultsError",
     "Sector",
+    "Study",
+    "StudyError",
     "StudyResults",
     "SupplyChainModel",
     "TableSchema",
     "hookimpl",
     "load_experiment",
     "load_study",
+    "read_study",
     "run",
     "run_study",
 ]
