@@ -251,7 +251,7 @@ def override_texts(overrides: Iterable[str] | Mapping[str, Any]) -> list[str]:
     texts = []
     for key, value in overrides.items():
         try:
-            texts.append(f"{key}={_toml_inline(value)}")
+            texts.append(f"{key}={toml_inline(value)}")
         except (TypeError, ValueError) as error:
             raise ExperimentError(str(error), source=SET_SOURCE, key=str(key)) from None
     return texts
@@ -650,13 +650,13 @@ def _dump_table(table: dict, keys: tuple[str, ...], lines: list[str]) -> None:
         if value is None:
             lines.append(f"# {_toml_key(key)} is unset")
         else:
-            lines.append(f"{_toml_key(key)} = {_toml_inline(value)}")
+            lines.append(f"{_toml_key(key)} = {toml_inline(value)}")
     for key, sub in tables.items():
         _dump_table(sub, (*keys, key), lines)
 
 
-def _toml_inline(value: Any) -> str:
-    """One value in TOML inline syntax."""
+def toml_inline(value: Any) -> str:
+    """One value in TOML inline syntax (what `override_texts` writes after ``key=``)."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
@@ -668,9 +668,9 @@ def _toml_inline(value: Any) -> str:
     if isinstance(value, str):
         return _toml_string(value)
     if isinstance(value, list | tuple):
-        return "[" + ", ".join(_toml_inline(item) for item in value) + "]"
+        return "[" + ", ".join(toml_inline(item) for item in value) + "]"
     if isinstance(value, dict):
-        pairs = (f"{_toml_key(k)} = {_toml_inline(v)}" for k, v in value.items())
+        pairs = (f"{_toml_key(k)} = {toml_inline(v)}" for k, v in value.items())
         return "{" + ", ".join(pairs) + "}"
     raise TypeError(f"cannot write a {type(value).__name__} in an experiment file")
 

@@ -82,7 +82,7 @@ def run(
     config = experiment.config
     seed = config["experiment"]["seed"]
     replications = config["experiment"]["replications"]
-    started = _now()
+    started = utc_now()
     seeds = np.random.SeedSequence(seed).spawn(replications)
     if workers > 1 and replications > 1:
         per_replication = _run_in_processes(experiment, min(workers, replications), progress)
@@ -96,7 +96,7 @@ def run(
         for name, frame in tables.items():
             parts.setdefault(name, []).append(frame)
     tables = {name: pd.concat(frames, ignore_index=True) for name, frames in parts.items()}
-    manifest = _manifest(experiment, seeds, started, _now(), tables)
+    manifest = _manifest(experiment, seeds, started, utc_now(), tables)
     return Results(tables, manifest)
 
 
@@ -249,7 +249,7 @@ def _manifest(experiment, seeds, started, finished, tables) -> dict:
         "finished": finished,
         "versions": {
             "python": platform.python_version(),
-            **{name: _version(name) for name in VERSIONED},
+            **{name: library_version(name) for name in VERSIONED},
         },
         "plugins": [
             {
@@ -268,12 +268,14 @@ def _manifest(experiment, seeds, started, finished, tables) -> dict:
     }
 
 
-def _version(name: str) -> str:
+def library_version(name: str) -> str:
+    """The installed version of the distribution ``name``, or ``"unknown"``."""
     try:
         return metadata.version(name)
     except metadata.PackageNotFoundError:
         return "unknown"
 
 
-def _now() -> str:
+def utc_now() -> str:
+    """The current UTC time, ISO 8601 to the second (manifests record start and finish)."""
     return datetime.now(UTC).isoformat(timespec="seconds")

@@ -23,9 +23,6 @@ import platform
 from collections.abc import Callable
 from dataclasses import dataclass
 from dataclasses import field
-from datetime import UTC
-from datetime import datetime
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +32,8 @@ import pyarrow.dataset as ds
 
 from marketsim.plugins import plugin_infos
 from marketsim.runner import VERSIONED
+from marketsim.runner import library_version
+from marketsim.runner import utc_now
 from marketsim.study.executors import EXECUTORS
 from marketsim.study.executors import execute
 from marketsim.study.loading import Study
@@ -142,7 +141,7 @@ def execute_study(
         clear_output(directory)
     directory.mkdir(parents=True, exist_ok=True)
     previous = read_manifest(directory) if plan.mode == "resume" else None
-    started = previous.get("started") if previous else _now()
+    started = previous.get("started") if previous else utc_now()
     remove_temporary_parts(directory)
     for table in sorted({t for scenario in study.scenarios for t in scenario.tables}):
         (directory / table).mkdir(exist_ok=True)
@@ -162,7 +161,7 @@ def execute_study(
             progress(1)
 
     execute(plan.remaining, finished, executor, workers, scheduler)
-    manifest = study_manifest(study, "complete", started, _now())
+    manifest = study_manifest(study, "complete", started, utc_now())
     write_manifest(directory, manifest)
     if analyse and importlib.util.find_spec("marketsim.analysis") is not None:
         from marketsim.analysis import analyse_study_dir
@@ -344,7 +343,7 @@ def study_manifest(study: Study, status: str, started: str, finished: str | None
         "units": units,
         "versions": {
             "python": platform.python_version(),
-            **{name: _version(name) for name in STUDY_VERSIONED},
+            **{name: library_version(name) for name in STUDY_VERSIONED},
         },
         "plugins": list(plugins.values()),
         "seeds": seeds_manifest(file.seed, file.replications, file.graph_per_replication),
@@ -395,14 +394,3 @@ def _task_spec(
         seed=study.seed,
         sha256=task_sha256(study, study.scenarios[scenario], point, replication),
     )
-
-
-def _version(name: str) -> str:
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return "unknown"
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")

@@ -45,6 +45,7 @@ from typing import Any
 from typing import NoReturn
 
 from marketsim.config import SET_SOURCE
+from marketsim.config import toml_inline
 from marketsim.errors import ExperimentError
 
 SAMPLE_METHODS = ("sobol", "morris", "lhs")
@@ -98,7 +99,7 @@ class Override:
 
     def text(self) -> str:
         """The ``key=value`` override `marketsim.load_experiment` takes."""
-        return f"{self.key}={toml_value(self.value)}"
+        return f"{self.key}={toml_inline(self.value)}"
 
 
 @dataclass(frozen=True)
@@ -419,22 +420,6 @@ def join_key(prefix: str, key: str) -> str:
     """``prefix.key``, the key quoted TOML-style when it is not a bare key."""
     shown = key if _BARE_KEY.fullmatch(key) else json.dumps(key, ensure_ascii=False)
     return f"{prefix}.{shown}" if prefix else shown
-
-
-def toml_value(value: Any) -> str:
-    """A value in TOML inline syntax (str, int, finite float, bool, lists of those)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return json.dumps(value, allow_nan=False)
-    if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007F")
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(toml_value(item) for item in value) + "]"
-    if isinstance(value, dict):
-        pairs = (f"{json.dumps(k)} = {toml_value(v)}" for k, v in value.items())
-        return "{" + ", ".join(pairs) + "}"
-    raise TypeError(f"cannot write a {type(value).__name__} as a TOML value")
 
 
 def _parse(source: str) -> dict:
