@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+from weakref import WeakKeyDictionary
 
 import numpy as np
 import pandas as pd
@@ -25,6 +26,10 @@ from marketsim.firms import INCOME_FIELDS
 from marketsim.guard import StepGuardError
 from marketsim.guard import writer
 from marketsim.plugins import guarded
+from marketsim.sectors.base import MAX_RESPONSE
+from marketsim.sectors.base import bounded_power
+from marketsim.sectors.base import capped_quotient
+from marketsim.sectors.end_demand import EndDemand
 
 if TYPE_CHECKING:
     from marketsim.model import SupplyChainModel
@@ -141,6 +146,93 @@ def _capital_scalar(model, attribute: str) -> float:
     return float(getattr(market, attribute)) if market is not None else np.nan
 
 
+def _free_cash_flow(model) -> np.ndarray:
+    """Per sector: revenue - cash cost of goods - opex - interest - tax - capex (USD)."""
+    firms = model.firms
+    cash_cost_of_goods = firms.cost_of_goods - firms.depreciation
+    return by_sector(
+        model,
+        firms.revenue - cash_cost_of_goods - firms.opex - firms.interest - firms.tax - firms.capex,
+    )
+
+
+_RUNNING_FREE_CASH_FLOW: WeakKeyDictionary = WeakKeyDictionary()
+"""model -> (last step added, running free cash flow per sector in USD)."""
+
+
+def _cumulative_free_cash_flow(model) -> np.ndarray:
+    """Free cash flow summed from step 0 up to this step, per sector (USD)."""
+    step = model.step_index
+    last_step, total = _RUNNING_FREE_CASH_FLOW.get(model, (-1, None))
+    if last_step != step:  # computed once per step, however often it is read
+        this_step = _free_cash_flow(model)
+        total = this_step if total is None else total + this_step
+        _RUNNING_FREE_CASH_FLOW[model] = (step, total)
+    return total.copy()
+
+
+def _return_on_invested_capital(model) -> np.ndarray:
+    """12 x NOPAT / book value per sector (per year); NaN where book value <= $1."""
+    firms = model.firms
+    operating_income = firms.revenue - firms.cost_of_goods - firms.opex
+    tax_rate = model.experiment["finance"]["tax_rate"]
+    nopat = operating_income - tax_rate * np.maximum(operating_income, 0.0)
+    return ratio(12.0 * by_sector(model, nopat), by_sector(model, firms.book_value), 1.0)
+
+
+MWH_PER_TWH = 1e6
+CHOKE_PRICE_MULTIPLE = 100.0
+"""Consumer surplus stops at this multiple of the reference token price (the choke price)."""
+
+
+def _electricity_twh_per_year(model) -> float:
+    """Energy billed in the power market this step x 12 (TWh per year); NaN without one."""
+    market = model.markets.get("power")
+    if market is None:
+        return np.nan
+    contracted_mw = float(market.outcome.seller_sold.sum())
+    return contracted_mw * market.billed_units_per_unit * 12.0 / MWH_PER_TWH
+
+
+def _area_under_capped_power(lower, upper: float, elasticity: float, cap: float) -> np.ndarray:
+    """Integral of ``min(x ** -elasticity, cap)`` over ``x`` from ``lower`` to ``upper``.
+
+    ``lower`` is an array of relative prices (> 0); the result is 0 where ``lower >= upper``.
+    """
+    lower = np.minimum(np.asarray(lower, dtype=float), upper)
+    if elasticity == 0:
+        return min(1.0, cap) * (upper - lower)
+    flat_end = cap ** (-1.0 / elasticity)  # below this relative price demand is capped
+    flat = cap * np.maximum(0.0, np.minimum(flat_end, upper) - lower)
+    start = np.maximum(lower, flat_end)
+    exponent = 1.0 - elasticity
+    log_span = np.log(upper / start)
+    if exponent == 0:
+        curve = log_span
+    else:
+        curve = start**exponent * np.expm1(exponent * log_span) / exponent
+    return flat + np.where(start < upper, curve, 0.0)
+
+
+def _consumer_surplus(model) -> float:
+    """End customers' surplus over the token price they face (USD per step); NaN without them."""
+    total = np.nan
+    for sector in model.sectors.values():
+        if not isinstance(sector, EndDemand):
+            continue
+        p = sector.params
+        reference = p["reference_price_usd_per_mtoken"]
+        elasticity = float(p["elasticity"])
+        relative = np.maximum(capped_quotient(sector.price_faced, reference), np.finfo(float).tiny)
+        response = bounded_power(relative, -elasticity, MAX_RESPONSE)
+        area = _area_under_capped_power(relative, CHOKE_PRICE_MULTIPLE, elasticity, MAX_RESPONSE)
+        # filled / response = base demand x adoption x noise x fill share: the curve's scale
+        scale = ratio(sector.last_filled, response)
+        surplus = np.where(sector.last_filled > 0, scale * reference * area, 0.0)
+        total = float(np.nansum(surplus)) + (0.0 if np.isnan(total) else total)
+    return total
+
+
 def _valuation_to_fundamental(model) -> float:
     market = model.capital_market
     if market is None:
@@ -238,6 +330,31 @@ BUILTIN_METRICS = [
         _per_sector(_stranded),
         "accelerators",
         "installed accelerators without power or network (data centers only)",
+    ),
+    MetricSpec(
+        "sectors",
+        "free_cash_flow",
+        _free_cash_flow,
+        "USD per step",
+        "revenue - cash cost of goods (cost of goods less depreciation) - opex - interest"
+        " - tax - capex, summed over the sector's firms (defaulted firms add 0)",
+    ),
+    MetricSpec(
+        "sectors",
+        "cumulative_free_cash_flow",
+        _cumulative_free_cash_flow,
+        "USD",
+        "free_cash_flow summed from step 0 through this step within the replication",
+    ),
+    MetricSpec(
+        "sectors",
+        "return_on_invested_capital",
+        _return_on_invested_capital,
+        "per year",
+        "12 x NOPAT / invested capital: NOPAT = sum over firms of operating income"
+        " (revenue - cost of goods incl. depreciation - opex) less finance.tax_rate x its"
+        " positive part; invested capital = the firms' book value of productive assets"
+        " (end of step, before defaults); null when invested capital <= $1",
     ),
     MetricSpec(
         "markets",
@@ -356,6 +473,25 @@ BUILTIN_METRICS = [
         _stranded_total,
         "accelerators",
         "installed accelerators without power or network",
+    ),
+    MetricSpec(
+        "chain",
+        "electricity_twh_per_year",
+        _electricity_twh_per_year,
+        "TWh per year",
+        "energy billed in the power market this step, annualised: MW contracted x"
+        " load_factor x 730 h x 12 / 1e6; covers the facility load (accelerator kW x PUE) of"
+        " the modelled AI fleet only, not other data-center load; null without a power market",
+    ),
+    MetricSpec(
+        "chain",
+        "consumer_surplus",
+        _consumer_surplus,
+        "USD per step",
+        "end customers' surplus: integral of each segment's demand curve (as rationed:"
+        " times filled / demanded) from the price it faced up to a choke price of"
+        f" {CHOKE_PRICE_MULTIPLE:g} x reference_price_usd_per_mtoken (0 above it);"
+        " null without an end_demand sector",
     ),
     MetricSpec(
         "chain",

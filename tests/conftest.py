@@ -84,6 +84,7 @@ NULLABLE = {
         "stranded_accelerators",  # only data centers have accelerators
         "valuation",  # null without a capital market
         "fundamental_value",  # null without a capital market
+        "return_on_invested_capital",  # null when invested capital <= $1
     },
     "markets": set(),
     "chain": {
@@ -94,6 +95,8 @@ NULLABLE = {
         "valuation_to_fundamental",  # null without fundamental value or capital market
         "trend_follower_share",  # null without a capital market
         "stranded_accelerators",  # null without a data-center sector
+        "electricity_twh_per_year",  # null without a power market
+        "consumer_surplus",  # null without an end_demand sector
     },
 }
 """Result columns whose value can be undefined (null); every other number must be finite."""
