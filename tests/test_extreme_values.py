@@ -195,6 +195,19 @@ def test_zero_adoption_floor_with_a_far_midpoint(checked_run):
     checked_run([*SMALL, "experiment.steps=24", *overrides_for(values)])
 
 
+def test_tiny_reserve_target_on_a_tiny_grid(checked_run):
+    """A reserve target of 5e-324 on 5e-324 MW of capacity (found by the fuzz test, seed 303)."""
+    checked_run(
+        [
+            *SMALL,
+            "agents.chip_vendor.capacity_cost_usd_per_unit_month=0.0",
+            "agents.utility.capacity_mw=5e-324",
+            "agents.chip_vendor.capacity_decay_per_month=0.0",
+            "agents.utility.target_reserve_margin=5e-324",
+        ]
+    )
+
+
 # -- the helpers that keep the arithmetic finite --------------------------------------------
 
 

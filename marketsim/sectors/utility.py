@@ -278,7 +278,7 @@ class Utility(Sector):
             self.capacity_mw > 0, capped_quotient(self.demand_smoothed, self.capacity_mw), 1.0
         )
         target_reserve = p["target_reserve_margin"]
-        shortfall = np.maximum(0.0, target_reserve - reserve) / target_reserve
+        shortfall = capped_quotient(np.maximum(0.0, target_reserve - reserve), target_reserve)
         scarcity = np.minimum(p["max_scarcity"], p["scarcity_slope"] * shortfall)
         target = p["base_tariff_usd_per_mwh"] * (1.0 + scarcity)
         self.tariff = self.tariff + p["price_adjustment"] * (target - self.tariff)
