@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -167,14 +168,28 @@ def write_parquet(frame: pd.DataFrame, path: Path) -> None:
         AnalysisError: the file cannot be written (one line naming it).
     """
     table = pa.Table.from_pandas(frame, preserve_index=False)
+    write_atomically(path, lambda temporary: pq.write_table(table, temporary))
+
+
+def write_atomically(path: Path, write: Callable[[str], None]) -> None:
+    """Call ``write(temporary)`` on a hidden file beside ``path``, then rename it into place.
+
+    ``path`` is either untouched or complete; the file gets the user's umask permissions.
+
+    Raises:
+        AnalysisError: the file cannot be written (one line naming it).
+    """
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
         os.close(handle)
     except OSError as error:
         raise AnalysisError(f"{path}: cannot write: {error.strerror}") from None
     try:
-        pq.write_table(table, temporary)
-        os.chmod(temporary, 0o666 & ~_umask())
+        write(temporary)
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(temporary, 0o666 & ~mask)
         os.replace(temporary, path)
     except OSError as error:
         Path(temporary).unlink(missing_ok=True)
@@ -182,9 +197,3 @@ def write_parquet(frame: pd.DataFrame, path: Path) -> None:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask

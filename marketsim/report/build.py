@@ -9,8 +9,6 @@ reference (or first) scenario, pairing runs by design point and replication.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -31,6 +29,7 @@ from marketsim.analysis import paired_differences
 from marketsim.analysis import sensitivity
 from marketsim.analysis import series_summary
 from marketsim.analysis.loading import KEYS
+from marketsim.analysis.study import write_atomically
 from marketsim.report import charts
 from marketsim.report.formatting import format_interval
 from marketsim.report.formatting import format_value
@@ -390,21 +389,4 @@ def build_report(
 
 
 def _write_text(path: Path, text: str) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    except OSError as error:
-        raise AnalysisError(f"{path}: cannot write: {error.strerror}") from None
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(temporary, 0o666 & ~mask)
-        os.replace(temporary, path)
-    except OSError as error:
-        Path(temporary).unlink(missing_ok=True)
-        raise AnalysisError(f"{path}: cannot write: {error.strerror}") from None
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    write_atomically(path, lambda temporary: Path(temporary).write_text(text, encoding="utf-8"))
