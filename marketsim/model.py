@@ -379,9 +379,17 @@ class SupplyChainModel(mesa.Model):
         return {a: (np.concatenate(acc), np.concatenate(val)) for a, (acc, val) in stocks.items()}
 
     @property
-    def valuation_ratio(self) -> float:
-        """Market-wide valuation / fundamental value (1 without a capital market)."""
-        return float(self.capital_market.ratio) if self.capital_market is not None else 1.0
+    def valuation_ratio(self) -> np.ndarray:
+        """Each firm's market valuation / fundamental value (ones without a capital market).
+
+        The capital market's ``ratio`` (a float for every firm, or an array with one value
+        per firm row) broadcast to one value per firm row.
+        """
+        if self.capital_market is None:
+            return np.ones(self.firms.n)
+        return np.broadcast_to(
+            np.asarray(self.capital_market.ratio, dtype=float), (self.firms.n,)
+        ).copy()
 
     def pay_dividends(self, amounts: np.ndarray) -> None:
         """Pay ``amounts`` (USD per firm) to shareholders: the capital market, else savers."""

@@ -44,8 +44,6 @@ import numpy as np
 
 from marketsim.finance import affordable_share
 from marketsim.finance import capex_budget
-from marketsim.markets.kernels import markup_price
-from marketsim.markets.kernels import tatonnement_price
 from marketsim.schema import Param
 from marketsim.sectors.base import HOURS_PER_MONTH
 from marketsim.sectors.base import MAX_RESPONSE
@@ -57,6 +55,7 @@ from marketsim.sectors.base import scarcity_pricing_params
 from marketsim.sectors.base import shift_pipeline
 from marketsim.sectors.base import smooth
 from marketsim.sectors.base import smoothing_param
+from marketsim.sectors.compute_pricing import compute_price
 
 
 class Datacenter(Sector):
@@ -498,41 +497,8 @@ class Datacenter(Sector):
         self.it_book -= it_depreciation
         self.shell_book -= shell_depreciation
         firms.charge_depreciation(self.rows, it_depreciation + shell_depreciation)
-        self._update_price()
+        self.price = compute_price(self)
         self._plan(step)
-
-    def _update_price(self) -> None:
-        p = self.params
-        power_cost = capped_quotient(
-            self.mw_per_accelerator
-            * self.power_price_usd_per_mwh
-            * (self.power_billed_hours / HOURS_PER_MONTH),
-            p["availability"],
-        )
-        floor = np.full(self.count, power_cost)
-        ceiling = np.full(self.count, max(p["max_price_usd_per_acc_hour"], power_cost))
-        if p["pricing"] == "tatonnement":
-            self.price = tatonnement_price(
-                self.price,
-                self.requested,
-                self.offered,
-                p["price_adjustment_speed"],
-                p["max_price_step"],
-                floor,
-                ceiling,
-            )
-            return
-        target = markup_price(
-            np.full(self.count, self.full_cost_per_acc_hour()),
-            np.full(self.count, p["markup"]),
-            self.requested,
-            self.offered,
-            p["scarcity_slope"],
-            p["max_scarcity"],
-        )
-        self.price = np.clip(
-            self.price + p["price_adjustment"] * (target - self.price), floor, ceiling
-        )
 
     def _plan(self, step: int) -> None:
         p = self.params
@@ -554,7 +520,7 @@ class Datacenter(Sector):
             capped_quotient(self.price, self.full_cost_per_acc_hour()), 0.5, 2.0
         )
         boldness = (
-            bounded_power(self.model.valuation_ratio, p["valuation_sensitivity"])
+            bounded_power(self.model.valuation_ratio[self.rows], p["valuation_sensitivity"])
             * self.aggressiveness
             * bounded_power(profitability, p["price_response"])
         )
