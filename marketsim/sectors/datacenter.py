@@ -643,6 +643,24 @@ class Datacenter(Sector):
         """Installed accelerators that cannot run: unpowered or unnetworked."""
         return np.maximum(0.0, self.fleet - self.usable)
 
+    def input_limits(self) -> dict[str, np.ndarray]:
+        """Accelerators each input could keep running this step, per operator (the recipe).
+
+        ``accelerators``: the installed fleet; ``network``: kits over kits per accelerator;
+        ``power``: power bought over facility MW per accelerator; ``buildings``: the built
+        shell over facility MW per accelerator. The usable fleet is their minimum (Leontief),
+        so the smallest names the input that binds.
+        """
+        p = self.params
+        alive = self.alive
+        limits = {
+            "accelerators": self.fleet,
+            "network": capped_quotient(self.kits, p["kits_per_accelerator"]),
+            "power": capped_quotient(self.power_mw, self.mw_per_accelerator),
+            "buildings": capped_quotient(self.shell_mw, self.mw_per_accelerator),
+        }
+        return {name: np.where(alive, value, 0.0) for name, value in limits.items()}
+
     def installed_capacity(self) -> np.ndarray:
         """Accelerator-hours the whole fleet could sell if powered and networked."""
         return np.where(self.alive, self.fleet, 0.0) * HOURS_PER_MONTH * self.params["availability"]
