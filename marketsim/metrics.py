@@ -10,6 +10,13 @@ What a metric returns is checked when it is recorded: numbers only (not None, no
 one per row of its table, never inf. A violation stops the run with one line naming the
 metric and who registered it (`marketsim.guard.StepGuardError`); so do non-numeric or inf
 columns of a sector's ``firm_state`` (NaN there is written as null too).
+
+A text metric (a `MetricSpec` with ``categories``, unit `TEXT_UNIT`) returns one of its
+categories (a string) per row, or None for null; anything else stops the run the same way.
+Its column is a pandas categorical with exactly those categories, in that order, whatever
+values occur (written to Parquet as a dictionary column, so it reads back the same), e.g.
+``chain.binding_input``. Outcome measures count the steps in each category
+(`marketsim.analysis.outcomes`).
 """
 
 from __future__ import annotations
@@ -47,15 +54,27 @@ class MetricSpec:
         table: ``"sectors"``, ``"markets"`` or ``"chain"``.
         column: the column's name.
         compute: model -> values this step (array over firm sectors or markets, or float).
-        unit: the column's unit.
+        unit: the column's unit (`TEXT_UNIT` for a text column).
         doc: what the column means.
+        categories: a text column's possible values, in order (empty: a numeric column);
+            ``compute`` then returns one of them (or None, null) per row.
     """
 
     table: str
     column: str
-    compute: Callable[[SupplyChainModel], np.ndarray | float]
+    compute: Callable[[SupplyChainModel], np.ndarray | float | str | None]
     unit: str = ""
     doc: str = ""
+    categories: tuple[str, ...] = ()
+
+    @property
+    def is_text(self) -> bool:
+        """Whether the column holds text (one of ``categories``) rather than numbers."""
+        return bool(self.categories)
+
+
+TEXT_UNIT = "category"
+"""The unit of a text column: its value names a category, it measures nothing."""
 
 
 def by_sector(model: SupplyChainModel, values: np.ndarray) -> np.ndarray:
@@ -534,6 +553,36 @@ def checked_values(raw, who: str, size: int, row_of: str, step: int) -> np.ndarr
     return array
 
 
+def checked_text_values(
+    raw, who: str, size: int, row_of: str, step: int, categories: tuple[str, ...]
+) -> np.ndarray:
+    """What a text metric returned, as a new object array of its categories (None: null).
+
+    Args:
+        raw: one string (or None), or a sequence of them, one per row.
+        who, size, row_of, step: as for `checked_values`.
+        categories: the values allowed.
+
+    Raises:
+        StepGuardError: a value that is not one of ``categories`` or None, or the wrong
+            number of values.
+    """
+    values = [raw] if raw is None or isinstance(raw, str) else list(np.asarray(raw, object).ravel())
+    if len(values) != size:
+        raise StepGuardError(
+            f"{who}: returned {len(values)} values, expected {size} (one value per {row_of}) "
+            f"at step {step}"
+        )
+    allowed = set(categories)
+    for value in values:
+        if value is not None and not (isinstance(value, str) and value in allowed):
+            raise StepGuardError(
+                f"{who}: returned {value!r}, expected one of {', '.join(categories)} or None "
+                f"at step {step}"
+            )
+    return np.array(values, dtype=object)
+
+
 def _first_infinite(values: np.ndarray) -> int | None:
     infinite = np.isinf(values)
     return int(np.flatnonzero(infinite)[0]) if infinite.any() else None
@@ -579,11 +628,18 @@ class Recorder:
                 what = f"metric {table}.{spec.column}"
                 raw = guarded(origin, what, spec.compute, model)
                 who = f"{writer(origin)} {what}"
+                if spec.is_text:
+                    values = checked_text_values(
+                        raw, who, sizes[table], ROW_OF[table], step, spec.categories
+                    )
+                    self.rows[table][spec.column].append(values)
+                    continue
                 values = checked_values(raw, who, sizes[table], ROW_OF[table], step)
                 self.rows[table][spec.column].append(values)
                 recorded.append(values)
+            numeric = [spec for spec in specs if not spec.is_text]
             if recorded and _first_infinite(np.concatenate(recorded)) is not None:
-                self._fail_infinite(table, specs, recorded, step)
+                self._fail_infinite(table, numeric, recorded, step)
         if self.firm_level:
             self.firm_rows.append(self._firm_snapshot(step))
 
@@ -657,8 +713,13 @@ class Recorder:
                 frame[table[:-1] if table != "sectors" else "sector"] = np.tile(
                     np.array(names, dtype=object), len(steps)
                 )
+            categories = {m.column: m.categories for m in self.metrics[table] if m.is_text}
             for column, values in columns.items():
-                frame[column] = np.concatenate(values) if values else np.zeros(0)
+                if column in categories:
+                    joined = np.concatenate(values) if values else np.zeros(0, dtype=object)
+                    frame[column] = pd.Categorical(joined, categories=list(categories[column]))
+                else:
+                    frame[column] = np.concatenate(values) if values else np.zeros(0)
             frames[table] = pd.DataFrame(frame)
         if self.firm_level:
             frames["firms"] = self._firm_frame(replication)

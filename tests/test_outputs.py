@@ -1,16 +1,27 @@
 """The researcher-facing result columns: free cash flow, its running total, return on invested
-capital (``sectors``), electricity drawn and consumer surplus (``chain``), each checked against
-an independent computation from the other columns, the power market or the model's arrays.
+capital (``sectors``), electricity drawn, consumer surplus and the binding input (``chain``),
+each checked against an independent computation from the other columns, the power market or
+the model's arrays; the text column's path through Parquet and analysis; payback months.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
+from click.testing import CliRunner
+from hypothesis import given
+from hypothesis import strategies as st
 
 import marketsim
 from marketsim.analysis.outcomes import outcome_measures
+from marketsim.analysis.outcomes import outcome_unit
+from marketsim.analysis.study import series_summary
+from marketsim.bottleneck import BINDING_INPUTS
+from marketsim.bottleneck import binding_input_of_operators
+from marketsim.cli import cli
 from marketsim.metrics import CHOKE_PRICE_MULTIPLE
 from marketsim.metrics import _area_under_capped_power
 from marketsim.model import SupplyChainModel
@@ -171,3 +182,213 @@ def test_outcome_measures_include_the_new_columns(results):
     assert any("consumer_surplus" in name for name in names)
     assert any("cumulative_free_cash_flow" in name for name in names)
     assert isinstance(measures, pd.DataFrame)
+
+
+# -- binding_input --------------------------------------------------------------------------
+
+PHYSICAL = ("accelerators", "buildings", "network", "power")
+"""The physical inputs in the order that breaks ties (docs/model.md 7.14)."""
+
+
+def reference_binding_input(model) -> str:
+    """The binding-input rule written out plainly, firm by firm, from the model's arrays."""
+    market = model.markets["compute"]
+    offered = sum(float(v) for v in market.book.seller_capacity)
+    sold = sum(float(v) for v in market.outcome.seller_sold)
+    if offered > 0 and sold < (1 - 1e-9) * offered:
+        return "demand"
+    weights = dict.fromkeys(PHYSICAL, 0.0)
+    for sector in model.sectors.values():
+        if not hasattr(sector, "input_limits"):
+            continue
+        limits = sector.input_limits()
+        for firm in range(sector.count):
+            values = {name: float(limits[name][firm]) for name in PHYSICAL}
+            low = min(values.values())
+            chosen = next(name for name in PHYSICAL if values[name] <= low + 1e-9 * abs(low))
+            weights[chosen] += values["accelerators"]
+    if sum(weights.values()) <= 0:
+        return "accelerators"
+    return max(PHYSICAL, key=lambda name: (weights[name], -PHYSICAL.index(name)))
+
+
+@pytest.fixture(scope="module")
+def crunch_steps():
+    """power_crunch stepped by hand: (recorded binding_input, reference) per step."""
+    path = Path(__file__).resolve().parent.parent / "experiments" / "power_crunch.toml"
+    experiment = marketsim.load_experiment(path, ["experiment.steps=60"])
+    model = SupplyChainModel(experiment, np.random.SeedSequence(11))
+    recorded, expected, usable = [], [], []
+    for _ in range(60):
+        model.step()
+        recorded.append(model.recorder.rows["chain"]["binding_input"][-1][0])
+        expected.append(reference_binding_input(model))
+        for sector in model.sectors.values():
+            if hasattr(sector, "input_limits"):
+                limits = sector.input_limits()
+                usable.append((np.min(np.stack(list(limits.values())), axis=0), sector.usable))
+    return recorded, expected, usable
+
+
+def test_binding_input_matches_the_rule_written_out(crunch_steps):
+    recorded, expected, _ = crunch_steps
+    assert recorded == expected
+    assert set(recorded) <= set(BINDING_INPUTS)
+
+
+def test_input_limits_are_the_recipe_the_fleet_runs_on(crunch_steps):
+    """The usable fleet is the smallest input limit: what makes the rule name a real limit."""
+    _, _, usable = crunch_steps
+    for smallest, fleet in usable:
+        assert np.allclose(smallest, fleet, rtol=1e-9, atol=1e-9)
+
+
+LIMIT_VALUES = st.one_of(
+    st.sampled_from([0.0, 5e-324, 1.0, 1.0 + 1e-12, 1e300]),
+    st.floats(0.0, 1e12, allow_subnormal=True),
+)
+
+
+@given(st.lists(st.tuples(LIMIT_VALUES, LIMIT_VALUES, LIMIT_VALUES, LIMIT_VALUES), max_size=6))
+def test_operators_binding_input_is_the_smallest_limit_first_in_tie_order(rows):
+    limits = {
+        name: np.array([row[k] for row in rows], dtype=float) for k, name in enumerate(PHYSICAL)
+    }
+    chosen = binding_input_of_operators(limits)
+    assert chosen.shape == (len(rows),)
+    for row, index in zip(rows, chosen, strict=True):
+        low = min(row)
+        first = next(k for k, value in enumerate(row) if value <= low + 1e-9 * abs(low))
+        assert index == first
+
+
+def test_binding_input_is_a_categorical_column_that_round_trips(results, tmp_path):
+    _, run = results
+    column = run.chain["binding_input"]
+    assert isinstance(column.dtype, pd.CategoricalDtype)
+    assert list(column.cat.categories) == list(BINDING_INPUTS)
+    assert column.notna().all()
+    assert run.manifest["units"]["chain"]["binding_input"] == "category"
+    run.write(tmp_path / "out")
+    again = pd.read_parquet(tmp_path / "out" / "chain.parquet")["binding_input"]
+    assert list(again.cat.categories) == list(BINDING_INPUTS)
+    assert again.astype(str).tolist() == column.astype(str).tolist()
+    first = (tmp_path / "out" / "chain.parquet").read_bytes()
+    run.write(tmp_path / "again")
+    assert (tmp_path / "again" / "chain.parquet").read_bytes() == first
+
+
+def test_binding_input_months_are_counted_per_run(results):
+    _, run = results
+    measures = outcome_measures(run.tables, run.manifest["units"], ["replication"])
+    counts = measures[measures["outcome"].str.startswith("chain.binding_input.")]
+    names = {f"chain.binding_input.months_{name}" for name in BINDING_INPUTS}
+    assert set(counts["outcome"]) == names
+    for replication, rows in counts.groupby("replication"):
+        chain = run.chain[run.chain["replication"] == replication]
+        for name in BINDING_INPUTS:
+            value = rows.loc[rows["outcome"] == f"chain.binding_input.months_{name}", "value"]
+            assert float(value.iloc[0]) == float((chain["binding_input"] == name).sum())
+        assert float(rows["value"].sum()) == len(chain)
+    assert outcome_unit("chain.binding_input.months_power", run.manifest["units"]) == "months"
+    summary = series_summary(run.tables, run.manifest["units"], [])
+    assert "chain.binding_input" not in set(summary["series"].astype(str))
+    assert "chain.utilization" in set(summary["series"].astype(str))
+
+
+TEXT_PLUGIN = """\
+import marketsim
+from marketsim import MetricSpec
+
+
+@marketsim.hookimpl
+def marketsim_register_metrics(register):
+    register(MetricSpec("chain", "mood", lambda model: {value}, "category", "",
+                        categories=("calm", "tense")))
+"""
+
+
+@pytest.mark.parametrize(
+    ("value", "says"),
+    [
+        ("'giddy'", "returned 'giddy', expected one of calm, tense or None at step 0"),
+        ("3.0", "returned 3.0, expected one of calm, tense or None at step 0"),
+        ("['calm', 'calm']", "returned 2 values, expected 1 (one value per step) at step 0"),
+    ],
+)
+def test_bad_text_metric_stops_the_run_on_one_line(write_experiment, tmp_path, value, says):
+    (tmp_path / "bad.py").write_text(TEXT_PLUGIN.format(value=value))
+    path = write_experiment('plugins = ["bad.py"]\n', steps=3)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(cli, ["run", str(path), "--out", str(out), "--quiet"])
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    assert result.stderr.splitlines() == [f"error: plugin 'bad.py' metric chain.mood: {says}"]
+    assert not out.exists()
+
+
+def test_text_metric_null_is_written_as_null(write_experiment, tmp_path):
+    (tmp_path / "bad.py").write_text(TEXT_PLUGIN.format(value="None"))
+    path = write_experiment('plugins = ["bad.py"]\n', steps=3)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(cli, ["run", str(path), "--out", str(out), "--quiet"])
+    assert result.exit_code == 0, result.output
+    mood = pd.read_parquet(out / "chain.parquet")["mood"]
+    assert mood.isna().all() and list(mood.cat.categories) == ["calm", "tense"]
+
+
+# -- payback month ------------------------------------------------------------------------
+
+
+def _payback(cumulative: list[float]) -> float:
+    """Payback month by its definition, month by month."""
+    for month in range(len(cumulative)):
+        if all(value >= 0 for value in cumulative[month:]):
+            return float(month)
+    return float("nan")
+
+
+@pytest.mark.parametrize(
+    ("cumulative", "expected"),
+    [
+        ([-5.0, -1.0, 0.0, 3.0], 2.0),  # reaching zero counts as paid back
+        ([1.0, 2.0, 3.0], 0.0),  # never negative
+        ([-1.0, 2.0, -0.5, 1.0], 3.0),  # paid back, fell back, paid back again
+        ([-1.0, 2.0, -0.5], None),  # negative at the last month
+        ([-1.0, float("nan"), 1.0], 2.0),  # a null month is not paid back
+        ([1.0, float("nan")], None),
+    ],
+)
+def test_payback_month_by_definition(cumulative, expected):
+    steps = len(cumulative)
+    sectors = pd.DataFrame(
+        {
+            "replication": np.zeros(2 * steps, dtype=np.int64),
+            "step": np.tile(np.arange(steps), 2),
+            "sector": ["a"] * steps + ["b"] * steps,
+            "cumulative_free_cash_flow": cumulative + [1.0] * steps,
+        }
+    )
+    units = {"sectors": {"cumulative_free_cash_flow": "USD"}}
+    measures = outcome_measures({"sectors": sectors}, units, ["replication"]).set_index("outcome")
+    value = measures.loc["sectors.a.cumulative_free_cash_flow.payback_month", "value"]
+    if expected is None:
+        assert pd.isna(value)
+    else:
+        assert float(value) == expected
+    assert float(measures.loc["sectors.b.cumulative_free_cash_flow.payback_month", "value"]) == 0
+    assert outcome_unit("sectors.a.cumulative_free_cash_flow.payback_month", units) == "month"
+
+
+def test_payback_month_of_a_run_matches_the_definition(results):
+    _, run = results
+    measures = outcome_measures(run.tables, run.manifest["units"], ["replication"])
+    found = measures[measures["outcome"].str.endswith(".payback_month")]
+    assert len(found) == run.sectors.groupby(["replication", "sector"]).ngroups
+    for (replication, name), rows in run.sectors.groupby(["replication", "sector"]):
+        rows = rows.sort_values("step")
+        expected = _payback(rows["cumulative_free_cash_flow"].tolist())
+        outcome = f"sectors.{name}.cumulative_free_cash_flow.payback_month"
+        value = found[(found["replication"] == replication) & (found["outcome"] == outcome)]
+        got = value["value"].iloc[0]
+        assert (pd.isna(got) and np.isnan(expected)) or float(got) == expected

@@ -13,6 +13,17 @@ Which columns exist comes from the manifest's units (plugins add columns), never
 list; a column without a unit is not measured. Nulls are undefined values: they are left
 out of sums, means and peaks, and a measure with no defined value is null.
 
+A text column (not numeric, e.g. ``chain.binding_input``) has none of these; instead, for
+each of its categories (a categorical column's categories, else the values that occur),
+``months_<category>`` counts the steps of the run holding that value (unit ``months``; 0 when
+it never does), e.g. ``chain.binding_input.months_power``.
+
+Payback: ``sectors.<sector>.cumulative_free_cash_flow.payback_month`` is the first step
+(month, counted from 0) from which the sector's cumulative free cash flow is >= 0 at every
+step through the run's last: 0 when it is never negative; null when it is negative at the
+last step (not paid back within the horizon, or a null there). A sector that pays back and
+later falls below zero again pays back only from its last return to >= 0.
+
 Horizon ratios are the ratios a mean of monthly ratios gets wrong (a month of tiny revenue
 weighs as much as a month of huge revenue); they divide horizon sums, over the steps where
 both sides are defined, and are null when the denominator is at most one dollar:
@@ -44,6 +55,11 @@ from marketsim.analysis.stats import nullable
 FLOW_MARK = "per step"
 """A unit containing this is a flow: it has a ``cumulative`` measure."""
 MEASURES = ("cumulative", "peak", "mean", "final")
+COUNT_PREFIX = "months_"
+"""``<column>.months_<category>``: steps of a run in which a text column held that category."""
+PAYBACK_COLUMN = "cumulative_free_cash_flow"
+PAYBACK_MEASURE = "payback_month"
+"""``sectors.<sector>.cumulative_free_cash_flow.payback_month`` (see the module docstring)."""
 SMALLEST_DENOMINATOR_USD = 1.0
 """A horizon ratio with a denominator of at most one dollar is undefined (null)."""
 HORIZON_UNITS = {
@@ -110,9 +126,14 @@ def outcome_measures(
         columns = [c for c in units.get(name, {}) if frame is not None and c in frame.columns]
         if frame is None or not columns:
             continue
+        text = [c for c in columns if not pd.api.types.is_numeric_dtype(frame[c])]
+        columns = [c for c in columns if c not in text]
         flows = [c for c in columns if FLOW_MARK in str(units[name][c])]
-        pieces.extend(_table_measures(name, frame, columns, flows, keys, window))
+        if columns:
+            pieces.extend(_table_measures(name, frame, columns, flows, keys, window))
+        pieces.extend(_category_counts(name, frame, column, keys) for column in text)
     pieces.extend(_horizon_ratios(tables, keys))
+    pieces.extend(_payback_months(tables.get("sectors"), keys))
     if not pieces:
         frame = pd.DataFrame({**{k: [] for k in keys}, "outcome": [], "value": []})
         return nullable(frame, ["value"])
@@ -153,6 +174,54 @@ def _table_measures(
         long["outcome"] = prefix + long["column"] + f".{measure}"
         pieces.append(long[[*keys, "outcome", "value"]])
     return pieces
+
+
+def _category_counts(name: str, frame: pd.DataFrame, column: str, keys: list[str]) -> pd.DataFrame:
+    """``months_<category>`` of one text column: steps per run holding each category."""
+    entity = ENTITY[name]
+    group = [*keys, entity] if entity else keys
+    values = frame[column]
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        categories = [str(c) for c in values.cat.categories]
+    else:
+        categories = sorted({str(v) for v in values.dropna()})
+    text = values.astype(object).where(values.notna(), None)
+    counted = pd.DataFrame({**{k: frame[k] for k in group}, "category": text.to_numpy()})
+    runs = frame[group].drop_duplicates().set_index(group).index
+    table = counted.groupby([*group, "category"], sort=True, dropna=True, observed=True).size()
+    wide = table.unstack("category").reindex(index=runs, columns=categories).fillna(0.0)
+    wide.columns = [f"{COUNT_PREFIX}{c}" for c in categories]
+    long = wide.astype(float).melt(ignore_index=False, var_name="measure", value_name="value")
+    long = long.reset_index()
+    prefix = f"{name}." + (long[entity].astype(str) + "." if entity else "")
+    long["outcome"] = prefix + f"{column}." + long["measure"]
+    return long[[*keys, "outcome", "value"]]
+
+
+def _payback_months(sectors: pd.DataFrame | None, keys: list[str]) -> list[pd.DataFrame]:
+    """``payback_month`` per run and sector (see the module docstring)."""
+    if sectors is None or PAYBACK_COLUMN not in sectors.columns:
+        return []
+    group = [*keys, "sector"]
+    frame = sectors[[*group, "step", PAYBACK_COLUMN]].sort_values([*group, "step"], kind="stable")
+    cumulative = frame[PAYBACK_COLUMN].to_numpy(dtype=float, na_value=np.nan)
+    unpaid = pd.Series(~(cumulative >= 0.0), index=frame.index)  # null counts as unpaid
+    # whether the running total is negative at this step or at any later one of the run
+    reversed_rows = frame.index[::-1]
+    later = (
+        unpaid.loc[reversed_rows]
+        .groupby([frame.loc[reversed_rows, k] for k in group], sort=False, observed=True)
+        .cummax()
+    )
+    paid_from_here = ~later.reindex(frame.index).to_numpy(dtype=bool)
+    steps = frame["step"].where(paid_from_here)
+    first = steps.groupby([frame[k] for k in group], sort=True, observed=True).min()
+    result = first.reset_index()
+    result["outcome"] = (
+        "sectors." + result["sector"].astype(str) + f".{PAYBACK_COLUMN}.{PAYBACK_MEASURE}"
+    )
+    result["value"] = result["step"].to_numpy(dtype=float, na_value=np.nan)
+    return [result[[*keys, "outcome", "value"]]]
 
 
 def _ratio(numerator: pd.Series, denominator: pd.Series) -> np.ndarray:
@@ -222,6 +291,10 @@ def outcome_unit(outcome: str, units: Mapping[str, Mapping[str, str]]) -> str:
     table, column, measure = parts[0], parts[-2], parts[-1]
     if measure == "horizon":
         return HORIZON_UNITS.get(f"{table}.{column}", "")
+    if measure.startswith(COUNT_PREFIX):
+        return "months"
+    if measure == PAYBACK_MEASURE:
+        return "month"
     unit = str(units.get(table, {}).get(column, ""))
     if measure == "cumulative":
         unit = unit.replace(FLOW_MARK, "").strip()

@@ -60,7 +60,7 @@ def series_summary(
     units: dict[str, dict[str, str]],
     group: list[str],
 ) -> pd.DataFrame:
-    """`step_summary` of every table's unit columns, named as series, in one tidy frame.
+    """`step_summary` of every table's numeric unit columns, named as series, in one tidy frame.
 
     Args:
         tables: ``chain``, ``sectors``, ``markets`` with ``group`` and ``step`` columns.
@@ -78,7 +78,11 @@ def series_summary(
         if name not in ENTITY:
             continue
         entity = ENTITY[name]
-        columns = [c for c in units.get(name, {}) if c in frame.columns]
+        columns = [
+            c
+            for c in units.get(name, {})
+            if c in frame.columns and pd.api.types.is_numeric_dtype(frame[c])
+        ]  # text columns (e.g. chain.binding_input) have no mean: see outcome_measures
         arrays = step_arrays(frame, [*group, *([entity] if entity else [])], columns)
         if arrays is None:
             continue
