@@ -1,42 +1,42 @@
-"""The shipped scenarios: the behaviour the issue asks to emerge, on several seeds.
+"""The shipped scenarios' claims, each a paired difference over 10 replications.
 
-Each direction is checked on every seed in SEEDS (per seed where the model is robust, on
-the mean over seeds where a scenario's outcome legitimately varies from seed to seed, as
-when a bubble bursts early in one run and late in another). No constant was tuned to these
-tests: they run the experiment files exactly as shipped, with only the seed changed (and,
-for Jevons, the elasticity the question is about).
+Every directional claim compares two scenarios run with common random numbers
+(`tests.economy`: replication ``r`` of both gets the same spawned seed) and holds when the
+95% t interval of the mean paired difference excludes zero on the claimed side. A claim
+about one scenario (the bullwhip) is a one-sample interval over its replications. No
+constant was tuned to these tests: they run the experiment files as shipped, with only the
+seed, the replication count and (for Jevons) the elasticity the question is about set.
 """
 
 from __future__ import annotations
 
-from functools import cache
-from pathlib import Path
-
 import numpy as np
 import pytest
+from economy import REPLICATIONS
+from economy import assert_lowers
+from economy import assert_raises
+from economy import market_rows
+from economy import per_replication
+from economy import replications
+from economy import sector_rows
 
-import marketsim
+from marketsim.analysis.stats import t_interval
 
-EXPERIMENTS = Path(__file__).resolve().parent.parent / "experiments"
-SEEDS = (1, 2, 3, 4, 5)
 SCENARIOS = ("baseline", "bubble", "no_bubble", "power_crunch", "efficiency_gain")
-
-
-@cache
-def run(scenario: str, seed: int, *overrides: str) -> marketsim.Results:
-    """Run a shipped scenario with a seed (and overrides), once per test session."""
-    path = EXPERIMENTS / f"{scenario}.toml"
-    return marketsim.run(marketsim.load_experiment(path, [f"experiment.seed={seed}", *overrides]))
-
-
-def sector(results: marketsim.Results, name: str):
-    """The rows of one sector."""
-    return results.sectors[results.sectors["sector"] == name]
-
-
-def market(results: marketsim.Results, name: str):
-    """The rows of one market."""
-    return results.markets[results.markets["market"] == name]
+AFTER_EFFICIENCY_GAIN = 24
+"""The month efficiency_gain's software gain arrives (experiments/efficiency_gain.toml)."""
+LATER = 48
+"""From this month on, a bubble's over-built fleet shows as lower utilization."""
+BULLWHIP_RATIO = 10.0
+"""Accelerator orders' relative variance is claimed to exceed this multiple of token demand's."""
+PRICE_CEILINGS = {
+    "accelerators": 2e5,
+    "network_kits": 5e4,
+    "power": 5e3,
+    "compute": 50,
+    "tokens": 20,
+}
+"""Prices no shipped scenario should reach (USD per unit of each good): a sanity bound."""
 
 
 def relative_variance(series: np.ndarray, window: int = 13) -> float:
@@ -46,98 +46,130 @@ def relative_variance(series: np.ndarray, window: int = 13) -> float:
     return float(np.mean((core - trend) ** 2) / np.mean(trend**2))
 
 
+# -- measures of one replication --------------------------------------------------------
+
+
+def peak_valuation_ratio(results) -> float:
+    return float(results.chain["valuation_to_fundamental"].max())
+
+
+def peak_chain_capex(results) -> float:
+    return float(results.chain["chain_capex"].max())
+
+
+def later_utilization(results) -> float:
+    return float(results.chain.query(f"step >= {LATER}")["utilization"].mean())
+
+
+def final_defaults(results) -> float:
+    return float(results.chain["defaults"].iloc[-1])
+
+
+def mean_power_price(results) -> float:
+    return float(market_rows(results, "power")["price"].mean())
+
+
+def utility_gross_margin(results) -> float:
+    return float(sector_rows(results, "utility")["gross_margin"].mean())
+
+
+def mean_stranded(results) -> float:
+    return float(results.chain["stranded_accelerators"].mean())
+
+
+def token_price_after_gain(results) -> float:
+    tokens = market_rows(results, "tokens")
+    return float(tokens.query(f"step >= {AFTER_EFFICIENCY_GAIN}")["price"].mean())
+
+
+def log_compute_bought_after_gain(results) -> float:
+    compute = market_rows(results, "compute")
+    return float(np.log(compute.query(f"step >= {AFTER_EFFICIENCY_GAIN}")["quantity"].sum()))
+
+
+def log_bullwhip_excess(results) -> float:
+    """log(relative variance of accelerator orders / that of token demand / BULLWHIP_RATIO)."""
+    orders = market_rows(results, "accelerators")["demand"].to_numpy()
+    tokens = market_rows(results, "tokens")["demand"].to_numpy()
+    return float(np.log(relative_variance(orders) / relative_variance(tokens) / BULLWHIP_RATIO))
+
+
+# -- the claims -------------------------------------------------------------------------
+
+
 @pytest.mark.parametrize("scenario", SCENARIOS)
 def test_every_scenario_runs_120_steps_clean(scenario):
-    """Every shipped scenario: 120 steps, no NaN where a value is defined, prices > 0, bounded."""
-    results = run(scenario, SEEDS[0])
-    assert results.chain["step"].tolist() == list(range(120))
+    """Every shipped scenario, every replication: 120 steps, finite numbers, prices bounded."""
+    results = replications(scenario)
+    steps = results.chain.groupby("replication")["step"].apply(list)
+    assert len(steps) == REPLICATIONS
+    assert all(s == list(range(120)) for s in steps)
     for name, table in results.tables.items():
         numbers = table.select_dtypes("number")
         assert np.isfinite(numbers.to_numpy(dtype=float)[~numbers.isna().to_numpy()]).all(), name
-    prices = results.markets["price"]
-    assert (prices > 0).all()
-    bounds = {"accelerators": 2e5, "network_kits": 5e4, "power": 5e3, "compute": 50, "tokens": 20}
-    for good, ceiling in bounds.items():
-        assert market(results, good)["price"].max() < ceiling, good
+    assert (results.markets["price"] > 0).all()
+    for good, ceiling in PRICE_CEILINGS.items():
+        assert market_rows(results, good)["price"].max() < ceiling, good
     # the ledger is checked inside every step; a run that finishes balanced every step
     assert results.manifest["steps"] == 120
 
 
-def test_bubble_inflates_valuations_and_no_bubble_stays_near_fundamentals():
-    """Bubble: higher peak valuation/fundamental on every seed; no_bubble within 25% of 1."""
-    for seed in SEEDS:
-        bubble = run("bubble", seed).chain["valuation_to_fundamental"]
-        calm = run("no_bubble", seed).chain["valuation_to_fundamental"]
-        assert bubble.max() > calm.max() + 0.5, seed
-        assert calm.between(0.75, 1.25).all(), seed
+def test_bubble_inflates_valuations_more_than_no_bubble():
+    assert_raises("bubble", "no_bubble", peak_valuation_ratio, "peak valuation/fundamental")
 
 
-def test_bubble_builds_more_then_idles_more_and_defaults_more():
-    """Bubble vs no_bubble: higher peak chain capex, lower later utilization, more defaults.
-
-    Defaults are rare events (a handful of firms per run), so they are compared as totals
-    over the seeds and by which scenario has more in more seeds.
-    """
-    peak, later, defaults = {}, {}, {}
-    for name in ("bubble", "no_bubble"):
-        peak[name] = [run(name, s).chain["chain_capex"].max() for s in SEEDS]
-        later[name] = [run(name, s).chain.query("step >= 48")["utilization"].mean() for s in SEEDS]
-        defaults[name] = [run(name, s).chain["defaults"].iloc[-1] for s in SEEDS]
-    assert np.mean(peak["bubble"]) > 1.2 * np.mean(peak["no_bubble"])
-    assert sum(b > n for b, n in zip(peak["bubble"], peak["no_bubble"], strict=True)) >= 3
-    assert np.mean(later["bubble"]) < np.mean(later["no_bubble"])
-    pairs = list(zip(defaults["bubble"], defaults["no_bubble"], strict=True))
-    assert sum(b > n for b, n in pairs) > sum(b < n for b, n in pairs)
-    assert sum(defaults["bubble"]) > sum(defaults["no_bubble"])
+def test_no_bubble_stays_near_fundamentals():
+    """no_bubble: valuation/fundamental within 25% of 1 in every month of every replication."""
+    ratio = replications("no_bubble").chain["valuation_to_fundamental"]
+    assert ratio.between(0.75, 1.25).all(), (ratio.min(), ratio.max())
 
 
-def test_power_crunch_raises_power_prices_strands_accelerators_and_squeezes_datacenters():
-    """Power crunch vs baseline: dearer power, richer utilities, more stranded, leaner DCs."""
-    for seed in SEEDS:
-        base, crunch = run("baseline", seed), run("power_crunch", seed)
-        assert market(crunch, "power")["price"].mean() > market(base, "power")["price"].mean()
-        utility = [sector(r, "utility")["gross_margin"].mean() for r in (base, crunch)]
-        assert utility[1] > utility[0], seed
-        stranded = [r.chain["stranded_accelerators"].mean() for r in (base, crunch)]
-        assert stranded[1] > stranded[0], seed
-        datacenter = [sector(r, "datacenter")["gross_margin"].mean() for r in (base, crunch)]
-        assert datacenter[1] < datacenter[0], seed
+def test_bubble_builds_more_at_its_peak():
+    assert_raises("bubble", "no_bubble", peak_chain_capex, "peak chain capex")
+
+
+def test_bubble_idles_more_later():
+    assert_lowers("bubble", "no_bubble", later_utilization, f"utilization from month {LATER}")
+
+
+def test_bubble_defaults_more():
+    assert_raises("bubble", "no_bubble", final_defaults, "defaults by month 119")
+
+
+def test_power_crunch_raises_power_prices():
+    assert_raises("power_crunch", "baseline", mean_power_price, "mean power price")
+
+
+def test_power_crunch_raises_the_utility_margin():
+    assert_raises("power_crunch", "baseline", utility_gross_margin, "utility gross margin")
+
+
+def test_power_crunch_strands_accelerators():
+    assert_raises("power_crunch", "baseline", mean_stranded, "stranded accelerators")
 
 
 def test_efficiency_gain_lowers_token_prices():
-    """A 20% efficiency gain at month 24 lowers the token price after it arrives."""
-    for seed in SEEDS:
-        prices = [
-            market(run(name, seed), "tokens").query("step >= 24")["price"].mean()
-            for name in ("baseline", "efficiency_gain")
-        ]
-        assert prices[1] < prices[0], seed
+    assert_lowers(
+        "efficiency_gain", "baseline", token_price_after_gain, "token price from month 24"
+    )
 
 
-@pytest.mark.parametrize(("elasticity", "direction"), [(1.6, 1), (0.6, -1)])
-def test_jevons_paradox(elasticity, direction):
-    """Elastic demand (> 1): cheaper inference buys more compute; inelastic (< 1): less.
-
-    Judged on the mean over seeds and a majority of them: in a run where power binds, the
-    extra demand shows up as a higher compute price instead of more compute bought.
-    """
-    ratios = []
-    for seed in SEEDS:
-        bought = [
-            market(run(name, seed, f"agents.end_demand.elasticity={elasticity}"), "compute")
-            .query("step >= 24")["quantity"]
-            .sum()
-            for name in ("baseline", "efficiency_gain")
-        ]
-        ratios.append(bought[1] / bought[0])
-    assert np.sign(np.mean(ratios) - 1.0) == direction, ratios
-    assert sum(np.sign(r - 1.0) == direction for r in ratios) > len(SEEDS) / 2, ratios
+@pytest.mark.parametrize(("elasticity", "claim"), [(1.6, assert_raises), (0.6, assert_lowers)])
+def test_jevons_paradox(elasticity, claim):
+    """Elastic demand (> 1): cheaper inference buys more compute; inelastic (< 1): less."""
+    setting = f"agents.end_demand.elasticity={elasticity}"
+    claim(
+        ("efficiency_gain", setting),
+        ("baseline", setting),
+        log_compute_bought_after_gain,
+        f"log compute bought from month 24 at elasticity {elasticity}",
+    )
 
 
 def test_bullwhip_orders_swing_more_than_end_demand():
-    """Baseline with demand noise: accelerator orders vary more than end token demand."""
-    for seed in SEEDS:
-        results = run("baseline", seed)
-        orders = market(results, "accelerators")["demand"].to_numpy()
-        tokens = market(results, "tokens")["demand"].to_numpy()
-        assert relative_variance(orders) > 10 * relative_variance(tokens), seed
+    """Baseline: accelerator orders' relative variance is over 10x end token demand's."""
+    excess = per_replication(replications("baseline"), log_bullwhip_excess)
+    low, high = t_interval(
+        np.array([excess.mean()]), np.array([excess.std(ddof=1)]), np.array([len(excess)])
+    )
+    assert low[0] > 0, f"log excess over {BULLWHIP_RATIO}x: {excess.mean():.4g} [{low[0]:.4g}]"
