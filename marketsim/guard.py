@@ -16,7 +16,9 @@ The model calls these checks inside every step (`marketsim.model.SupplyChainMode
   ``marketsim_step_end``: the firm table (debt, book values, income statements) and, for
   the hooks, every sector;
 - metric values are checked when recorded (`marketsim.metrics.Recorder`): NaN means
-  undefined and is written as null; inf, None, strings or a wrong shape are errors.
+  undefined and is written as null; inf, None, strings or a wrong shape are errors. A text
+  metric (a `MetricSpec` with ``categories``, e.g. ``chain.binding_input``) must return one
+  of its categories, or None for null, per row.
 
 A violation raises `StepGuardError` with one line naming who wrote the value (a plugin by
 name, or ``built-in``), the phase, the field, the step and the firm, e.g.
