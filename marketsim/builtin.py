@@ -7,6 +7,7 @@ nothing in the engine knows a built-in sector by name.
 from __future__ import annotations
 
 from marketsim.bottleneck import BOTTLENECK_METRICS
+from marketsim.credit import CREDIT_METRICS
 from marketsim.finance import FINANCE_TABLE
 from marketsim.graph import GRAPH_TABLE
 from marketsim.markets.market import GoodSpec
@@ -118,6 +119,8 @@ def marketsim_register_mechanisms(register):
 @hookimpl
 def marketsim_register_metrics(register):
     for metric in BUILTIN_METRICS:
+        register(metric)
+    for metric in CREDIT_METRICS:
         register(metric)
     for metric in BOTTLENECK_METRICS:
         register(metric)

@@ -14,9 +14,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from marketsim.credit import CREDIT_PARAMS
+from marketsim.credit import credit_limit
+from marketsim.credit import credit_spread
+from marketsim.credit import lenders_of
+from marketsim.credit import market_multiple
 from marketsim.schema import Param
 from marketsim.schema import TableSchema
-from marketsim.sectors.base import bounded_power
+from marketsim.sectors.base import capped_quotient
 
 if TYPE_CHECKING:
     from marketsim.model import SupplyChainModel
@@ -28,13 +33,20 @@ FINANCE_TABLE = TableSchema(
     doc="Economy-wide terms of finance for every firm.",
     params={
         "interest_rate_per_year": Param(
-            float, 0.06, "interest rate on debt", "per year", ge=0, le=1, source="assumption"
+            float,
+            0.06,
+            "risk-free interest rate: each firm pays it plus its credit spread",
+            "per year",
+            ge=0,
+            le=1,
+            source="assumption",
         ),
         "max_debt_to_assets": Param(
             float,
             0.6,
-            "most a firm may borrow, as a share of its assets: cash plus net PP&E valued at "
-            "market (see collateral_sensitivity)",
+            "leverage at which, in calm times and with ample interest cover, lenders stop "
+            "lending: debt as a share of cash plus net PP&E valued at market (see "
+            "collateral_sensitivity)",
             "share",
             ge=0,
             le=5,
@@ -42,13 +54,14 @@ FINANCE_TABLE = TableSchema(
         ),
         "planning_credit_share": Param(
             float,
-            0.5,
-            "share of unused credit a firm commits to capex plans (the rest is its "
-            "liquidity reserve)",
+            0.75,
+            "share of its borrowing limit a firm lets its debt reach to fund capex plans (the "
+            "rest of the limit is its reserve for bad months)",
             "share",
             ge=0,
             le=1,
-            source="assumption",
+            source="assumption (a covenant headroom of about 25-35% at origination is common in "
+            "leveraged loans)",
         ),
         "collateral_sensitivity": Param(
             float,
@@ -63,7 +76,8 @@ FINANCE_TABLE = TableSchema(
         "debt_term_months": Param(
             int,
             60,
-            "debt is repaid in equal slices over this term",
+            "debt matures in equal slices over this term; lenders roll a slice over when the "
+            "firm is within its credit limit, else it is repaid from cash",
             "months",
             ge=1,
             le=1200,
@@ -81,7 +95,8 @@ FINANCE_TABLE = TableSchema(
         "cash_buffer_months": Param(
             float,
             3.0,
-            "months of costs a firm keeps in cash; cash above it repays debt",
+            "months of cash costs and capex a firm keeps in cash; cash above it repays debt, "
+            "then goes to shareholders",
             "months",
             ge=0,
             le=120,
@@ -96,37 +111,67 @@ FINANCE_TABLE = TableSchema(
             lt=1,
             source="assumption (US federal corporate rate)",
         ),
+        **CREDIT_PARAMS,
     },
 )
 
 
-def debt_room(model: SupplyChainModel) -> np.ndarray:
-    """How much more each firm may borrow (USD).
+def collateral_value(model: SupplyChainModel) -> np.ndarray:
+    """What lenders lend against (USD): cash plus net PP&E as they appraise it.
 
-    Lenders lend up to the lower of two limits: ``max_debt_to_assets`` of cash plus net
-    PP&E valued at market (book value times ``(V/F) ** collateral_sensitivity``, so
-    collateral swells in a boom and shrinks when valuations fall: the financial accelerator),
-    and its sector's ``max_debt_to_ebitda`` years of the firm's smoothed EBITDA (no cash
-    flow, no loan). The collateral multiplier is at most
-    `marketsim.sectors.base.MAX_RESPONSE`.
+    Book value times the lenders' appraisal multiple (`marketsim.credit.Lenders`): the
+    market's ``(V/F) ** collateral_sensitivity`` smoothed over ``appraisal_months``, so
+    collateral swells in a boom and shrinks when valuations fall (the financial
+    accelerator), with the lag of lenders' appraisals.
     """
     firms = model.firms
-    params = model.experiment["finance"]
-    collateral = bounded_power(model.valuation_ratio, params["collateral_sensitivity"])
-    assets = np.maximum(firms.cash, 0.0) + firms.book_value * collateral
-    by_assets = params["max_debt_to_assets"] * assets
-    by_earnings = model.max_debt_to_ebitda * 12.0 * np.maximum(firms.ebitda_smoothed, 0.0)
-    return np.maximum(0.0, np.minimum(by_assets, by_earnings) - firms.debt)
+    multiple = lenders_of(model).collateral_multiple
+    return np.maximum(firms.cash, 0.0) + firms.book_value * multiple
+
+
+def interest_rate(model: SupplyChainModel) -> np.ndarray:
+    """Each firm's interest rate (per year): risk-free plus its credit spread."""
+    return model.experiment["finance"]["interest_rate_per_year"] + model.firms.credit_spread
+
+
+def borrowing_limit(model: SupplyChainModel) -> np.ndarray:
+    """The most lenders let each firm owe now (USD; `marketsim.credit.credit_limit`)."""
+    firms = model.firms
+    return np.where(
+        firms.alive,
+        credit_limit(
+            collateral_value(model),
+            firms.ebitda_smoothed,
+            interest_rate(model),
+            lenders_of(model).caution,
+            model.max_debt_to_ebitda,
+            model.experiment["finance"],
+        ),
+        0.0,
+    )
+
+
+def debt_room(model: SupplyChainModel) -> np.ndarray:
+    """How much more each firm may borrow (USD): its borrowing limit less its debt.
+
+    The limit is the debt lenders would price at their ceiling spread
+    (`marketsim.credit.credit_limit`): it shrinks with thin collateral, thin interest cover
+    and lenders' caution.
+    """
+    return np.maximum(0.0, borrowing_limit(model) - model.firms.debt)
 
 
 def funding_headroom(model: SupplyChainModel) -> np.ndarray:
     """What a firm may commit to new capex beyond its cash (USD).
 
-    The capital market's equity offer plus ``planning_credit_share`` of its debt room: the
-    rest of the credit line is kept as a liquidity reserve for bad months.
+    The capital market's equity offer plus the credit it may draw while its debt stays
+    within ``planning_credit_share`` of its borrowing limit: the rest of the limit is kept as
+    a reserve for bad months, when lenders' terms tighten or cash runs short.
     """
+    firms = model.firms
     share = model.experiment["finance"]["planning_credit_share"]
-    return np.where(model.firms.alive, share * debt_room(model) + model.equity_offer, 0.0)
+    credit = np.maximum(0.0, share * borrowing_limit(model) - firms.debt)
+    return np.where(firms.alive, credit + model.equity_offer, 0.0)
 
 
 def capex_budget(model: SupplyChainModel, rows: slice) -> np.ndarray:
@@ -157,7 +202,7 @@ def affordable_share(budget: np.ndarray, spend: np.ndarray) -> np.ndarray:
 
 
 def close_books(model: SupplyChainModel) -> None:
-    """Interest, repayment, tax, funding of cash gaps and defaults for every firm."""
+    """Interest, refinancing, tax, payouts, funding of cash gaps and defaults for every firm."""
     firms = model.firms
     ledger = model.ledger
     flows = ledger.flows
@@ -165,13 +210,16 @@ def close_books(model: SupplyChainModel) -> None:
     cash_asset = ledger.asset("cash")
     accounts = np.arange(firms.n)
     lenders = ledger.account("lenders")
+    book = lenders_of(model)
+    book.begin_step()
     alive = firms.alive
 
-    interest = np.where(alive, firms.debt * params["interest_rate_per_year"] / 12.0, 0.0)
+    interest = np.where(alive, firms.debt * interest_rate(model) / 12.0, 0.0)
     ledger.transfer(cash_asset, accounts, lenders, interest, flows.INTEREST)
 
-    due = firms.debt / params["debt_term_months"]
-    repaid = np.where(alive, np.clip(np.minimum(due, firms.cash), 0.0, None), 0.0)
+    maturing = np.where(alive, firms.debt / params["debt_term_months"], 0.0)
+    rolled = np.clip(borrowing_limit(model) - (firms.debt - maturing), 0.0, maturing)
+    repaid = maturing - rolled  # lenders will not roll it: due in cash, short or not
     ledger.transfer(cash_asset, accounts, lenders, repaid, flows.DEBT_REPAY)
     firms.debt -= repaid
 
@@ -184,11 +232,11 @@ def close_books(model: SupplyChainModel) -> None:
     dividends = np.minimum(dividends, np.maximum(firms.cash, 0.0))
     model.pay_dividends(dividends)
 
-    costs = firms.monthly_costs_so_far()
-    excess = np.maximum(0.0, firms.cash - params["cash_buffer_months"] * costs)
-    prepaid = np.where(alive, np.minimum(excess, firms.debt), 0.0)
+    excess = np.where(alive & ~_capital_suppliers(model), surplus_cash(model), 0.0)
+    prepaid = np.minimum(excess, firms.debt)
     ledger.transfer(cash_asset, accounts, lenders, prepaid, flows.DEBT_REPAY)
     firms.debt -= prepaid
+    model.pay_dividends(excess - prepaid)
 
     gap = np.where(alive, np.maximum(0.0, -firms.cash), 0.0)
     equity = np.minimum(gap, model.equity_offer)
@@ -198,10 +246,12 @@ def close_books(model: SupplyChainModel) -> None:
     ledger.transfer(cash_asset, lenders, accounts, borrowed, flows.DEBT_DRAW)
     firms.debt += borrowed
 
+    exposure = float(firms.debt[alive].sum() + np.maximum(-firms.cash[alive], 0.0).sum())
     scale = 1.0 + ledger.turnover[cash_asset, : firms.n]
     defaulted = alive & (firms.cash < -1e-9 * scale)
     if defaulted.any():
         default(model, defaulted)
+    book.remember(exposure, params)
     firms.close_income_statement()
     ebitda = firms.revenue - (firms.cost_of_goods - firms.depreciation) - firms.opex
     firms.ebitda_smoothed = np.where(
@@ -209,24 +259,85 @@ def close_books(model: SupplyChainModel) -> None:
         EBITDA_SMOOTHING * ebitda + (1 - EBITDA_SMOOTHING) * firms.ebitda_smoothed,
         0.0,
     )
+    book.appraise(market_multiple(model), params)
+    reprice(model, rolled + borrowed)
+
+
+def _capital_suppliers(model: SupplyChainModel) -> np.ndarray:
+    """Firm rows of the sector that supplies equity (funds do not pay themselves out)."""
+    rows = np.zeros(model.firms.n, dtype=bool)
+    for sector in model.firm_sectors:
+        rows[sector.rows] = sector.supplies_equity
+    return rows
+
+
+def surplus_cash(model: SupplyChainModel) -> np.ndarray:
+    """Cash above each firm's buffer (USD): what it does not need.
+
+    The buffer is ``cash_buffer_months`` of this month's cash costs (cost of goods, opex,
+    interest) plus its capex this month (its planned spending rate).
+    """
+    firms = model.firms
+    ledger = model.ledger
+    capex = ledger.flow_out[0, ledger.flows.CAPEX, : firms.n]
+    needs = firms.monthly_costs_so_far() + capex
+    buffer = model.experiment["finance"]["cash_buffer_months"] * needs
+    return np.maximum(0.0, firms.cash - buffer)
+
+
+def reprice(model: SupplyChainModel, new_lending: np.ndarray) -> None:
+    """Reprice each firm's debt: the part lent this month at lenders' current terms.
+
+    Lenders price a firm from its leverage (debt over collateral value) and its cover (12 x
+    smoothed EBITDA over a year's interest at its current rate). Only debt lent this month
+    (``new_lending``: rolled over or newly drawn, USD) takes the new spread; the rest keeps
+    its terms until it matures, so the spread a firm pays is the debt-weighted mix. A firm
+    without debt carries the spread it would be offered (0 once defaulted).
+    """
+    firms = model.firms
+    params = model.experiment["finance"]
+    leverage = capped_quotient(firms.debt, collateral_value(model))
+    cover = capped_quotient(
+        12.0 * np.maximum(firms.ebitda_smoothed, 0.0), firms.debt * interest_rate(model)
+    )
+    priced = credit_spread(
+        leverage, cover, lenders_of(model).caution, model.max_debt_to_ebitda, params
+    )
+    repriced = np.where(firms.debt > 0, np.minimum(capped_quotient(new_lending, firms.debt), 1), 1)
+    firms.credit_spread = np.where(
+        firms.alive, repriced * priced + (1.0 - repriced) * firms.credit_spread, 0.0
+    )
 
 
 def default(model: SupplyChainModel, defaulted: np.ndarray) -> None:
-    """Exit the ``defaulted`` firms: lenders absorb their losses, equity is written off."""
+    """Exit the ``defaulted`` firms: lenders recover part of the assets, equity is written off.
+
+    Lenders cover the firm's negative cash (flow ``write_off``) and sell its assets to an
+    outside buyer (``scrap``) for ``recovery_rate`` of net book value, at most their exposure
+    (debt plus the cash covered); the rest of the exposure is a credit loss.
+    """
     firms = model.firms
     ledger = model.ledger
+    book = lenders_of(model)
+    cash_asset = ledger.asset("cash")
+    lenders = ledger.account("lenders")
     shortfall = np.where(defaulted, np.maximum(0.0, -firms.cash), 0.0)
+    ledger.transfer(cash_asset, lenders, np.arange(firms.n), shortfall, ledger.flows.WRITE_OFF)
+    exposure = np.where(defaulted, firms.debt + shortfall, 0.0)
+    rate = model.experiment["finance"]["recovery_rate"]
+    recovered = np.where(defaulted, np.minimum(rate * firms.book_value, exposure), 0.0)
     ledger.transfer(
-        ledger.asset("cash"),
-        ledger.account("lenders"),
-        np.arange(firms.n),
-        shortfall,
-        ledger.flows.WRITE_OFF,
+        cash_asset, ledger.account("scrap"), lenders, recovered, ledger.flows.DEBT_REPAY
     )
+    losses = exposure - recovered
+    firms.credit_losses += losses
+    book.losses += float(losses.sum())
+    book.recovered += float(recovered.sum())
     firms.written_off += np.where(defaulted, firms.debt + shortfall + firms.equity_raised, 0.0)
     firms.debt[defaulted] = 0.0
     firms.alive[defaulted] = False
     firms.defaulted_step[defaulted] = model.step_index
+    firms.credit_spread[defaulted] = 0.0
     for sector in model.firm_sectors:
         mask = defaulted[sector.rows]
         if mask.any():

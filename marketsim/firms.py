@@ -44,6 +44,8 @@ class FirmTable:
         defaulted_step: step at which the firm defaulted, -1 if it has not.
         written_off: debt and equity written off at default (USD, cumulative).
         ebitda_smoothed: smoothed monthly EBITDA (USD): revenue - cash cost of goods - opex.
+        credit_spread: spread over the risk-free rate the firm pays on its debt (per year).
+        credit_losses: lenders' losses on the firm at its default (USD, cumulative).
     """
 
     def __init__(self, n_firms: int, sector_code, region_code, ledger: Ledger):
@@ -62,6 +64,10 @@ class FirmTable:
         """Last closed month's cash costs: cost of goods, opex, interest (USD)."""
         self.ebitda_smoothed = np.zeros(n_firms)
         """Smoothed monthly EBITDA (USD), what lenders look at."""
+        self.credit_spread = np.zeros(n_firms)
+        """Spread over the risk-free rate on the firm's debt (per year; `marketsim.credit`)."""
+        self.credit_losses = np.zeros(n_firms)
+        """Lenders' losses on the firm at its default: exposure - recovery (USD, cumulative)."""
         for name in INCOME_FIELDS:
             setattr(self, name, np.zeros(n_firms))
 

@@ -85,6 +85,7 @@ NULLABLE = {
         "valuation",  # null without a capital market
         "fundamental_value",  # null without a capital market
         "return_on_invested_capital",  # null when invested capital <= $1
+        "credit_spread",  # null without debt
     },
     "markets": set(),
     "chain": {
