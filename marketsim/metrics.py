@@ -13,10 +13,9 @@ columns of a sector's ``firm_state`` (NaN there is written as null too).
 
 A text metric (a `MetricSpec` with ``categories``, unit `TEXT_UNIT`) returns one of its
 categories (a string) per row, or None for null; anything else stops the run the same way.
-Its column is a pandas categorical with exactly those categories, in that order, whatever
-values occur (written to Parquet as a dictionary column, so it reads back the same), e.g.
-``chain.binding_input``. Outcome measures count the steps in each category
-(`marketsim.analysis.outcomes`).
+Its column holds plain strings (object dtype; a Parquet ``string`` column, like the
+sector and market names and like a study's tables), e.g. ``chain.binding_input``. Outcome
+measures count the steps in each category (`marketsim.analysis.outcomes`).
 """
 
 from __future__ import annotations
@@ -33,10 +32,8 @@ from marketsim.firms import INCOME_FIELDS
 from marketsim.guard import StepGuardError
 from marketsim.guard import writer
 from marketsim.plugins import guarded
-from marketsim.sectors.base import MAX_RESPONSE
-from marketsim.sectors.base import bounded_power
-from marketsim.sectors.base import capped_quotient
-from marketsim.sectors.end_demand import EndDemand
+from marketsim.surplus import CHOKE_PRICE_MULTIPLE
+from marketsim.surplus import consumer_surplus
 
 if TYPE_CHECKING:
     from marketsim.model import SupplyChainModel
@@ -200,8 +197,6 @@ def _return_on_invested_capital(model) -> np.ndarray:
 
 
 MWH_PER_TWH = 1e6
-CHOKE_PRICE_MULTIPLE = 100.0
-"""Consumer surplus stops at this multiple of the reference token price (the choke price)."""
 
 
 def _electricity_twh_per_year(model) -> float:
@@ -211,45 +206,6 @@ def _electricity_twh_per_year(model) -> float:
         return np.nan
     contracted_mw = float(market.outcome.seller_sold.sum())
     return contracted_mw * market.billed_units_per_unit * 12.0 / MWH_PER_TWH
-
-
-def _area_under_capped_power(lower, upper: float, elasticity: float, cap: float) -> np.ndarray:
-    """Integral of ``min(x ** -elasticity, cap)`` over ``x`` from ``lower`` to ``upper``.
-
-    ``lower`` is an array of relative prices (> 0); the result is 0 where ``lower >= upper``.
-    """
-    lower = np.minimum(np.asarray(lower, dtype=float), upper)
-    if elasticity == 0:
-        return min(1.0, cap) * (upper - lower)
-    flat_end = cap ** (-1.0 / elasticity)  # below this relative price demand is capped
-    flat = cap * np.maximum(0.0, np.minimum(flat_end, upper) - lower)
-    start = np.maximum(lower, flat_end)
-    exponent = 1.0 - elasticity
-    log_span = np.log(upper / start)
-    if exponent == 0:
-        curve = log_span
-    else:
-        curve = start**exponent * np.expm1(exponent * log_span) / exponent
-    return flat + np.where(start < upper, curve, 0.0)
-
-
-def _consumer_surplus(model) -> float:
-    """End customers' surplus over the token price they face (USD per step); NaN without them."""
-    total = np.nan
-    for sector in model.sectors.values():
-        if not isinstance(sector, EndDemand):
-            continue
-        p = sector.params
-        reference = p["reference_price_usd_per_mtoken"]
-        elasticity = float(p["elasticity"])
-        relative = np.maximum(capped_quotient(sector.price_faced, reference), np.finfo(float).tiny)
-        response = bounded_power(relative, -elasticity, MAX_RESPONSE)
-        area = _area_under_capped_power(relative, CHOKE_PRICE_MULTIPLE, elasticity, MAX_RESPONSE)
-        # filled / response = base demand x adoption x noise x fill share: the curve's scale
-        scale = ratio(sector.last_filled, response)
-        surplus = np.where(sector.last_filled > 0, scale * reference * area, 0.0)
-        total = float(np.nansum(surplus)) + (0.0 if np.isnan(total) else total)
-    return total
 
 
 def _valuation_to_fundamental(model) -> float:
@@ -505,7 +461,7 @@ BUILTIN_METRICS = [
     MetricSpec(
         "chain",
         "consumer_surplus",
-        _consumer_surplus,
+        consumer_surplus,
         "USD per step",
         "end customers' surplus: integral of each segment's demand curve (as rationed:"
         " times filled / demanded) from the price it faced up to a choke price of"
@@ -713,13 +669,10 @@ class Recorder:
                 frame[table[:-1] if table != "sectors" else "sector"] = np.tile(
                     np.array(names, dtype=object), len(steps)
                 )
-            categories = {m.column: m.categories for m in self.metrics[table] if m.is_text}
+            text = {m.column for m in self.metrics[table] if m.is_text}
             for column, values in columns.items():
-                if column in categories:
-                    joined = np.concatenate(values) if values else np.zeros(0, dtype=object)
-                    frame[column] = pd.Categorical(joined, categories=list(categories[column]))
-                else:
-                    frame[column] = np.concatenate(values) if values else np.zeros(0)
+                empty = np.zeros(0, dtype=object if column in text else float)
+                frame[column] = np.concatenate(values) if values else empty
             frames[table] = pd.DataFrame(frame)
         if self.firm_level:
             frames["firms"] = self._firm_frame(replication)

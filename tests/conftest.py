@@ -160,7 +160,7 @@ def check_state(model: SupplyChainModel) -> None:
 
 def check_tables(tables: dict) -> None:
     """Finite numbers everywhere, null only where undefined, never negative where it can't be;
-    text columns (categorical, e.g. ``chain.binding_input``) null only where undefined."""
+    text columns (e.g. ``chain.binding_input``) null only where undefined."""
     for name, table in tables.items():
         for column in table.select_dtypes("number").columns:
             values = table[column].to_numpy(dtype=float, na_value=np.nan)
@@ -172,7 +172,7 @@ def check_tables(tables: dict) -> None:
             assert np.isfinite(values[~missing]).all(), f"{name}.{column} is infinite"
             if column in NON_NEGATIVE.get(name, set()):
                 assert (values[~missing] >= 0).all(), f"{name}.{column} < 0: {values.min()}"
-        for column in table.select_dtypes("category").columns:  # text metrics
+        for column in table.select_dtypes(exclude=["number", "bool"]).columns:  # text, labels
             missing = table[column].isna().to_numpy()
             if column not in NULLABLE.get(name, set()):
                 assert not missing.any(), (

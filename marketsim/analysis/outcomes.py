@@ -14,9 +14,9 @@ list; a column without a unit is not measured. Nulls are undefined values: they 
 out of sums, means and peaks, and a measure with no defined value is null.
 
 A text column (not numeric, e.g. ``chain.binding_input``) has none of these; instead, for
-each of its categories (a categorical column's categories, else the values that occur),
-``months_<category>`` counts the steps of the run holding that value (unit ``months``; 0 when
-it never does), e.g. ``chain.binding_input.months_power``.
+each of its categories (a categorical column's categories, else the values occurring in any
+run of the table), ``months_<category>`` counts the steps of the run holding that value
+(unit ``months``; 0 when it never does), e.g. ``chain.binding_input.months_power``.
 
 Payback: ``sectors.<sector>.cumulative_free_cash_flow.payback_month`` is the first step
 (month, counted from 0) from which the sector's cumulative free cash flow is >= 0 at every
