@@ -43,6 +43,11 @@ import numpy as np
 
 from marketsim.agents import FirmAgent
 from marketsim.agents import SegmentAgent
+from marketsim.entry import EntryAndExit
+from marketsim.entry import add_entrants_to_graph
+from marketsim.entry import entrant_regions
+from marketsim.entry import entrant_templates
+from marketsim.entry import potential_entrants
 from marketsim.finance import close_books
 from marketsim.firms import FirmTable
 from marketsim.graph import market_csr
@@ -109,10 +114,20 @@ class SupplyChainModel(mesa.Model):
         """Hook name -> whether plugins implement it (the guard then checks what each wrote)."""
 
         present = experiment.sector_names()
-        members = {name: self.experiment["agents"][name]["count"] for name in present}
+        incumbents = {name: self.experiment["agents"][name]["count"] for name in present}
         classes = {name: components.sectors[name] for name in present}
+        entrants = {
+            name: potential_entrants(self.experiment["agents"][name]) if cls.has_accounts else 0
+            for name, cls in classes.items()
+        }
+        # rows per sector: its incumbents, then its potential entrants (marketsim.entry)
+        members = {name: incumbents[name] + entrants[name] for name in present}
         self.graph = experiment.supply_graph()
         experiment = self.experiment
+        regions = experiment["graph"]["regions"]
+        for name in present:
+            if entrants[name]:
+                add_entrants_to_graph(self.graph, name, incumbents[name], entrants[name], regions)
 
         goods = self._goods_in_order(classes)
         firm_names = [n for n in present if classes[n].has_accounts]
@@ -123,12 +138,11 @@ class SupplyChainModel(mesa.Model):
         account_names += list(OUTSIDE_ACCOUNTS)
         self.ledger = Ledger(account_names, ["cash", *goods], market_accounts)
 
-        regions = experiment["graph"]["regions"]
         self.sectors: dict[str, Any] = {}
         sector_code, region_code, start = [], [], 0
         for code, name in enumerate(firm_names + [n for n in present if n not in firm_names]):
             count = members[name]
-            region = np.arange(count) % len(regions)
+            region = entrant_regions(incumbents[name], entrants[name], len(regions))
             if classes[name].has_accounts:
                 rows = slice(start, start + count)
                 start += count
@@ -160,10 +174,14 @@ class SupplyChainModel(mesa.Model):
 
         self._create_agents(members)
         for sector in self.sectors.values():
-            self._act(sector, "setup")
+            self._setup(sector, incumbents[sector.name])
+        self.entry = EntryAndExit(self, incumbents)
+        """Potential entrants (dormant rows), entry commitments and exits (`marketsim.entry`)."""
         for sector in self.firm_sectors:
             self.ledger.open_balance(
-                self.ledger.asset("cash"), sector.accounts, self._starting_cash(sector)
+                self.ledger.asset("cash"),
+                sector.accounts,
+                self.entry.dormant_cash(sector, self._starting_cash(sector)),
             )
         self.recorder = Recorder(self, components.metrics)
 
@@ -191,6 +209,60 @@ class SupplyChainModel(mesa.Model):
             - 0.5 * sigma**2
         )
         return params["initial_cash_usd"] * draw
+
+    def _setup(self, sector, incumbents: int) -> None:
+        """Run a sector's ``setup`` for its incumbents; give its entrant rows their templates'.
+
+        ``setup`` sees only the incumbents (``count``, ``rows`` and ``region`` cut to them),
+        so a sector with potential entrants starts exactly as it would without them (same
+        random draws, same shares). Its per-member arrays (those a throwaway setup over all
+        rows makes one row per member; its ledger postings are undone) are then extended to
+        the entrant rows with a copy of each entrant's template row (`marketsim.entry`),
+        which `EntryAndExit` empties of capacity.
+        """
+        total = sector.count
+        if incumbents == total:
+            self._act(sector, "setup")
+            return
+        rows, region = sector.rows, sector.region
+        per_member = self._per_member_arrays(sector)
+        sector.count = incumbents
+        sector.rows = slice(rows.start, rows.start + incumbents)
+        sector.region = region[:incumbents]
+        try:
+            self._act(sector, "setup")
+        finally:
+            sector.count, sector.rows, sector.region = total, rows, region
+        template = np.concatenate(
+            [np.arange(incumbents), entrant_templates(incumbents, total - incumbents)]
+        )
+        for name in per_member:
+            value = getattr(sector, name, None)
+            if isinstance(value, np.ndarray) and value.ndim and len(value) == incumbents:
+                if incumbents:
+                    setattr(sector, name, np.take(value, template, axis=0))
+                else:
+                    setattr(sector, name, np.zeros((total, *value.shape[1:]), value.dtype))
+
+    def _per_member_arrays(self, sector) -> set[str]:
+        """Names of the arrays ``setup`` makes with one row per member of ``sector``.
+
+        Found by a throwaway copy of the sector set up over all its rows; what its setup
+        posted to the ledger is undone, and the sector's random stream is untouched.
+        """
+        probe = type(sector)(self, sector.params, sector.rows, sector.count, sector.region)
+        ledger = self.ledger
+        saved = {k: v.copy() for k, v in vars(ledger).items() if isinstance(v, np.ndarray)}
+        try:
+            self._query(probe, "setup")
+        finally:
+            for k, v in saved.items():
+                getattr(ledger, k)[...] = v
+        return {
+            name
+            for name, value in vars(probe).items()
+            if isinstance(value, np.ndarray) and value.ndim and len(value) == sector.count
+        }
 
     def _goods_in_order(self, classes) -> list[str]:
         """Goods sold in the experiment, upstream first (inputs before outputs)."""
@@ -259,7 +331,7 @@ class SupplyChainModel(mesa.Model):
         regions = self.experiment["graph"]["regions"]
         for sector in self.sectors.values():
             for k in range(sector.count):
-                region = regions[k % len(regions)]
+                region = regions[int(sector.region[k])]
                 if sector.has_accounts:
                     FirmAgent(self, sector, k, sector.rows.start + k, region)
                 else:
@@ -295,6 +367,8 @@ class SupplyChainModel(mesa.Model):
         self._hook("marketsim_step_start")
         if self.capital_market is not None:
             self._act(self.capital_market, "allocate", t)
+        self.entry.enter(t)
+        check_firms(self, "built-in entry (enter)")
         for sector in self.sectors.values():
             self._act(sector, "observe", t)
         for market in self.markets.values():
@@ -309,6 +383,8 @@ class SupplyChainModel(mesa.Model):
             for sector in self.firm_sectors:
                 if defaulted_now[sector.rows].any():
                     check_sector(self, sector, "on_default")
+        if self.entry.exit(t).any():
+            check_firms(self, "built-in exit (exit)")
         self._hook("marketsim_step_end")
         self.firms.close_income_statement()  # include what step_end hooks posted
         self.ledger.check(self._physical_stocks())
@@ -321,6 +397,7 @@ class SupplyChainModel(mesa.Model):
         market.book.edge_open[:] = True  # policies close edges afresh every step
         for sector, start, count in market.sellers.sectors:
             self._act(sector, "offer", market, slice(start, start + count))
+        self.entry.shut_out_waiting(market)
         for sector, start, count in market.buyers.sectors:
             self._act(sector, "bid", market, slice(start, start + count))
         self._hook(

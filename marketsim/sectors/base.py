@@ -102,6 +102,62 @@ FIRM_FINANCE = {
 }
 """Parameters every firm sector has: starting cash and overheads."""
 
+ENTRY_AND_EXIT = {
+    "potential_entrants": Param(
+        int,
+        0,
+        "extra firm rows that start dormant (no capacity, no cash) and may enter when the "
+        "sector's return on invested capital stays above the cost of capital (0: no entry, "
+        "the sector keeps its count)",
+        "firms",
+        ge=0,
+        le=100,
+        source="assumption (0 keeps experiments without entry unchanged)",
+    ),
+    "entry_patience_months": Param(
+        int,
+        6,
+        "months the sector's return on invested capital must stay above the investors' "
+        "discount rate before the next dormant firm commits to enter",
+        "months",
+        ge=1,
+        le=1200,
+        source="assumption",
+    ),
+    "entry_lead_months": Param(
+        int,
+        12,
+        "months from an entrant's commitment (and equity raise) to its first month of operation",
+        "months",
+        ge=1,
+        le=240,
+        source="assumption",
+    ),
+    "entry_scale": Param(
+        float,
+        0.5,
+        "an entrant's starting capacity as a share of the operating firms' mean capacity; "
+        "it raises this share of their mean invested capital plus cash_buffer_months of "
+        "their monthly costs as equity",
+        "share",
+        gt=0,
+        le=10,
+        source="assumption",
+    ),
+    "exit_patience_months": Param(
+        int,
+        0,
+        "months a firm's smoothed operating income must stay negative before it winds down "
+        "(repays debt, returns its cash to shareholders, scraps its capacity); 0: firms "
+        "never exit on losses, only by default",
+        "months",
+        ge=0,
+        le=1200,
+        source="assumption (0 keeps experiments without exit unchanged)",
+    ),
+}
+"""Parameters of entry and exit (`marketsim.entry`), every firm sector has them."""
+
 
 def smoothing_param(default: float, of: str = "demand") -> Param:
     """The weight of the latest month in an exponentially smoothed series."""
@@ -157,7 +213,7 @@ def firm_schema(doc: str, params: dict[str, Param]) -> TableSchema:
     A sector may override a finance parameter (e.g. its own ``max_debt_to_ebitda``) by
     listing it in ``params``.
     """
-    return TableSchema(params={"count": COUNT, **FIRM_FINANCE, **params}, doc=doc)
+    return TableSchema(params={"count": COUNT, **FIRM_FINANCE, **ENTRY_AND_EXIT, **params}, doc=doc)
 
 
 class Sector:
@@ -259,7 +315,20 @@ class Sector:
         """Book operating costs and depreciation; set next step's prices and plans."""
 
     def on_default(self, defaulted: np.ndarray) -> None:
-        """Firms (boolean mask over members) defaulted: shut their capacity."""
+        """Firms (boolean mask over members) defaulted: shut their capacity.
+
+        Also called when firms exit on losses and, before the first step, for the dormant
+        rows of potential entrants (`marketsim.entry`): it must leave them with no capacity.
+        """
+
+    def on_entry(self, entering: np.ndarray) -> None:
+        """Firms (boolean mask over members) start operating after entering (`marketsim.entry`).
+
+        They hold the equity they raised as cash (USD) and nothing else. A sector sets their
+        starting capacity, ``entry_scale`` times the operating firms' mean, paying for it from
+        that cash (no more than they hold), and their opening prices and plans. By default
+        they start with no capacity and build it by the sector's own investment rule.
+        """
 
     # -- what the model reads ----------------------------------------------------------------
 
@@ -297,7 +366,7 @@ class Sector:
 
     @property
     def alive(self) -> np.ndarray:
-        """Whether each member is still operating (False after default)."""
+        """Whether each member is operating (False before it enters and after exit or default)."""
         if self.has_accounts:
             return self.model.firms.alive[self.rows]
         return np.ones(self.count, dtype=bool)
