@@ -167,7 +167,7 @@ EDGES = [
     ("agents.utility.asset_life_months", "high"),
     ("agents.chip_vendor.capacity_per_month", "high"),
     ("agents.chip_vendor.unit_cost_usd", "low"),
-    ("agents.chip_vendor.markup", "high"),
+    ("agents.chip_vendor.demand_elasticity", "low"),
 ]
 
 

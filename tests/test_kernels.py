@@ -318,40 +318,90 @@ def test_tatonnement_zero_capacity_and_ceiling():
     np.testing.assert_allclose(new, [12.0, 10.0, 11.0, 11.0])
 
 
-@settings(max_examples=200, deadline=None)
-@given(
-    vectors=price_vectors,
-    slope=st.floats(min_value=0.0, max_value=10.0),
-    max_scarcity=st.floats(min_value=0.0, max_value=5.0),
-)
-def test_markup_matches_reference_and_stays_in_band(vectors, slope, max_scarcity):
-    """Markup prices match the twin and lie between cost-plus and the capped scarcity price."""
-    cost, requested, capacity, markup, _ = (np.array(v, dtype=np.float64) for v in vectors)
-    args = (cost, markup, requested, capacity, float(slope), float(max_scarcity))
-    price = kernels.markup_price(*args)
-    np.testing.assert_allclose(price, reference.markup_price(*args), rtol=RTOL, atol=0)
-    base = cost * (1.0 + markup)
-    assert (price >= base * (1 - RTOL)).all()
-    assert (price <= base * (1.0 + max_scarcity) * (1 + RTOL)).all()
-    more_demand = kernels.markup_price(
-        cost, markup, requested * 2 + 1, capacity, slope, max_scarcity
+lerner_vectors = st.integers(0, 8).flatmap(
+    lambda n: st.tuples(
+        st.lists(st.one_of(st.just(0.0), PRICES), min_size=n, max_size=n),
+        st.lists(st.floats(min_value=0.0, max_value=1.0), min_size=n, max_size=n),
+        st.lists(PRICES, min_size=n, max_size=n),
+        st.lists(QUANTITIES, min_size=n, max_size=n),
+        st.lists(QUANTITIES, min_size=n, max_size=n),
     )
-    assert (more_demand >= price * (1 - RTOL)).all()
-    slack = requested <= capacity
-    np.testing.assert_allclose(price[slack], base[slack], rtol=RTOL)
+)
 
 
-def test_markup_zero_capacity():
-    """Zero capacity: full premium when asked for anything, none when asked for nothing."""
-    price = kernels.markup_price(
-        np.array([10.0, 10.0, 10.0]),
-        np.array([0.5, 0.5, 0.5]),
-        np.array([1.0, 0.0, 30.0]),
-        np.array([0.0, 0.0, 10.0]),
-        1.0,
+@settings(max_examples=300, deadline=None)
+@given(
+    vectors=lerner_vectors,
+    elasticity=st.one_of(
+        st.sampled_from([0.05, 1.0, 1.2, 100.0]), st.floats(min_value=0.05, max_value=100.0)
+    ),
+    max_lerner=st.floats(min_value=0.0, max_value=0.99),
+    max_scarcity=st.floats(min_value=0.0, max_value=100.0),
+)
+@example(
+    vectors=([6.9e3], [0.8], [2.75e4], [1e3], [5e-324]),
+    elasticity=0.05,
+    max_lerner=0.99,
+    max_scarcity=100.0,
+)
+def test_lerner_scarcity_matches_reference_and_stays_in_band(
+    vectors, elasticity, max_lerner, max_scarcity
+):
+    """Lerner-and-scarcity prices match the twin, lie between the Lerner price and its cap,
+    equal the Lerner price where capacity is slack, and rise with share and with demand."""
+    cost, share, price, requested, capacity = (np.array(v, dtype=np.float64) for v in vectors)
+    args = (cost, share, elasticity, max_lerner, price, requested, capacity, max_scarcity)
+    target = kernels.lerner_scarcity_price(*args)
+    np.testing.assert_allclose(target, reference.lerner_scarcity_price(*args), rtol=RTOL, atol=0)
+    assert np.isfinite(target).all()
+    base = cost / (1.0 - np.minimum(max_lerner, share / elasticity))
+    assert (target >= base * (1 - RTOL)).all()
+    assert (target <= base * (1.0 + max_scarcity) * (1 + RTOL)).all()
+    slack = (requested <= capacity) & (capacity > 0)
+    np.testing.assert_allclose(target[slack], base[slack], rtol=RTOL)
+    more_demand = kernels.lerner_scarcity_price(
+        cost, share, elasticity, max_lerner, price, requested * 2 + 1, capacity, max_scarcity
+    )
+    assert (more_demand >= target * (1 - RTOL)).all()
+    larger = kernels.lerner_scarcity_price(
+        cost,
+        np.minimum(share * 2, 1.0),
+        elasticity,
+        max_lerner,
+        price,
+        requested,
+        capacity,
+        max_scarcity,
+    )
+    assert (larger >= target * (1 - RTOL)).all()
+
+
+def test_lerner_price_is_cournot_markup_and_clearing_price():
+    """A monopolist facing elasticity 2 doubles its cost (Lerner 1/2); a firm with a quarter
+    of the market at elasticity 1 adds a third; demand at twice capacity raises the price by
+    2 ** (1 / elasticity) up to the cap; zero capacity asked for something gets the cap."""
+    target = kernels.lerner_scarcity_price(
+        np.array([10.0, 10.0, 10.0, 10.0, 10.0]),
+        np.array([1.0, 0.25, 0.0, 0.0, 0.0]),
+        2.0,
+        0.9,
+        np.array([20.0, 20.0, 20.0, 20.0, 20.0]),
+        np.array([5.0, 5.0, 20.0, 1.0, 0.0]),
+        np.array([10.0, 10.0, 10.0, 0.0, 0.0]),
         0.5,
     )
-    np.testing.assert_allclose(price, [22.5, 15.0, 22.5])
+    np.testing.assert_allclose(target, [20.0, 10.0 / (1 - 0.125), 15.0, 15.0, 10.0])
+    clearing = kernels.lerner_scarcity_price(
+        np.array([10.0]),
+        np.array([0.0]),
+        2.0,
+        0.9,
+        np.array([10.0]),
+        np.array([11.0]),
+        np.array([10.0]),
+        1.0,
+    )
+    np.testing.assert_allclose(clearing, [10.0 * 1.1**0.5])
 
 
 # --- call auction --------------------------------------------------------------------------

@@ -74,7 +74,7 @@ def random_overrides(index: int) -> list[str]:
         f"graph.buyer_degree={int(rng.integers(1, 4))}",
         f"graph.cross_region_weight={rng.uniform(0, 1)!r}",
         f"finance.interest_rate_per_year={rng.uniform(0, 0.2)!r}",
-        f"agents.chip_vendor.markup={rng.uniform(0.2, 4.0)!r}",
+        f"agents.chip_vendor.demand_elasticity={rng.uniform(0.5, 3.0)!r}",
         f"agents.utility.load_factor={rng.uniform(0.5, 1.0)!r}",
         f"agents.utility.target_reserve_margin={rng.uniform(0.05, 0.5)!r}",
         f"agents.datacenter.demand_optimism={rng.uniform(0.0, 2.0)!r}",

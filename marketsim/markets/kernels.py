@@ -10,7 +10,8 @@ Kernels:
         price; oversubscribed sellers ration pro rata; repeated for a few rounds.
     tatonnement_price: each seller moves its price by a clipped step proportional to excess
         demand over its capacity.
-    markup_price: unit cost times (1 + markup) times a capped scarcity premium.
+    lerner_scarcity_price: a Lerner markup from market share and demand elasticity, raised
+        towards the market-clearing price when demand exceeds capacity, capped.
     call_auction: uniform-price double auction at one market-clearing price, e.g. for spot power.
 
 Rounding dust: a residual below ``RESIDUAL_RTOL`` times its starting value (a seller's leftover
@@ -351,40 +352,53 @@ def tatonnement_price(
 
 
 @njit(cache=True)
-def markup_price(unit_cost, markup, requested, capacity, scarcity_slope, max_scarcity):
-    """Price as cost plus markup, raised by a capped premium when demand exceeds capacity.
+def lerner_scarcity_price(
+    unit_cost, share, elasticity, max_lerner, price, requested, capacity, max_scarcity
+):
+    """Target price from market structure (a Lerner markup) and scarcity (a clearing price).
 
-    Mechanism: ``price = unit_cost * (1 + markup) * (1 + min(max_scarcity,
-    scarcity_slope * max(0, requested / capacity - 1)))``.
+    Mechanism, per seller ``i``:
+    ``L_i = min(max_lerner, share_i / elasticity)`` (Cournot: a firm with quantity share
+    ``s`` facing market demand of elasticity ``e`` sets ``(P - MC) / P = s / e``), the
+    structure price ``base_i = unit_cost_i / (1 - L_i)``; when notional demand exceeds
+    capacity, the price that would clear it on a demand curve of the same elasticity,
+    ``clear_i = price_i * (requested_i / capacity_i) ** (1 / elasticity)``; the target is
+    ``min(max(base_i, clear_i), base_i * (1 + max_scarcity))``.
 
-    A seller with zero capacity that is asked for anything gets the full premium
-    ``max_scarcity``; one asked for nothing gets none. With capacity, ``scarcity_slope == 0``
-    means no premium even where ``requested / capacity`` overflows to inf (``0 * inf`` is
-    NaN).
+    So a seller with spare capacity prices at its Lerner price; one whose capacity binds
+    raises its price towards the level at which demand falls to capacity (no further once
+    it does: ``clear_i`` equals ``price_i`` at ``requested_i == capacity_i``), never above the
+    cap. A seller with zero capacity that is asked for anything gets the cap; one asked for
+    nothing its Lerner price. An overflowing ratio or power gives the cap.
 
     Args:
-        unit_cost: float64[n], cost per unit.
-        markup: float64[n], relative markup over cost per seller (0.2 means +20 %).
-        requested: float64[n], notional demand at the current prices, units.
+        unit_cost: float64[n], marginal cost per unit (>= 0).
+        share: float64[n], each seller's (smoothed) quantity share of its market, 0..1.
+        elasticity: float > 0, price elasticity of the market demand the sellers face.
+        max_lerner: float in [0, 1), the largest Lerner index a seller sets.
+        price: float64[n], current prices (> 0).
+        requested: float64[n], notional demand at the current prices, units (>= 0).
         capacity: float64[n], units each seller can supply (>= 0).
-        scarcity_slope: float >= 0, premium per unit of relative excess demand.
-        max_scarcity: float >= 0, cap on the relative scarcity premium.
+        max_scarcity: float >= 0, largest relative premium over the structure price.
 
     Returns:
-        float64[n], the prices.
+        float64[n], the target prices.
     """
     n = unit_cost.shape[0]
-    price = np.empty(n)
+    target = np.empty(n)
+    exponent = 1.0 / elasticity
     for i in range(n):
+        lerner = min(max_lerner, share[i] / elasticity)
+        base = unit_cost[i] / (1.0 - lerner)
+        ceiling = base * (1.0 + max_scarcity)
+        clearing = 0.0
         if capacity[i] > 0.0:
-            overload = max(0.0, requested[i] / capacity[i] - 1.0)
-            scarcity = min(max_scarcity, scarcity_slope * overload) if scarcity_slope > 0.0 else 0.0
+            if requested[i] > capacity[i]:
+                clearing = price[i] * (requested[i] / capacity[i]) ** exponent
         elif requested[i] > 0.0:
-            scarcity = max_scarcity
-        else:
-            scarcity = 0.0
-        price[i] = unit_cost[i] * (1.0 + markup[i]) * (1.0 + scarcity)
-    return price
+            clearing = ceiling
+        target[i] = min(max(base, clearing), ceiling)
+    return target
 
 
 @njit(cache=True)

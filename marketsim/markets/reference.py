@@ -170,32 +170,46 @@ def tatonnement_price(
     return np.array(result, dtype=np.float64)
 
 
-def markup_price(unit_cost, markup, requested, capacity, scarcity_slope, max_scarcity):
-    """Reference twin of ``kernels.markup_price``: cost plus markup plus capped scarcity premium.
+def lerner_scarcity_price(
+    unit_cost, share, elasticity, max_lerner, price, requested, capacity, max_scarcity
+):
+    """Reference twin of ``kernels.lerner_scarcity_price``, the clearing price in logs.
 
     Args:
-        unit_cost: float[n], cost per unit.
-        markup: float[n], relative markup per seller.
+        unit_cost: float[n], marginal cost per unit.
+        share: float[n], quantity share of each seller, 0..1.
+        elasticity: price elasticity of market demand (> 0).
+        max_lerner: largest Lerner index, in [0, 1).
+        price: float[n], current prices (> 0).
         requested: float[n], notional demand.
         capacity: float[n], supply capacity (>= 0).
-        scarcity_slope: premium per unit of relative excess demand (>= 0).
-        max_scarcity: cap on the premium (>= 0).
+        max_scarcity: cap on the premium over the structure price (>= 0).
 
     Returns:
-        float64[n], the prices.
+        float64[n], the target prices.
     """
-    slope = float(scarcity_slope)
-    cap_premium = float(max_scarcity)
+    eps, top, cap_premium = float(elasticity), float(max_lerner), float(max_scarcity)
     result = []
-    for cost, margin, want, cap in zip(unit_cost, markup, requested, capacity, strict=True):
-        cost, margin, want, cap = float(cost), float(margin), float(want), float(cap)
+    rows = zip(unit_cost, share, price, requested, capacity, strict=True)
+    for cost, own_share, now, want, cap in rows:
+        cost, own_share, now, want, cap = (float(v) for v in (cost, own_share, now, want, cap))
+        structure = cost / (1.0 - min(top, own_share / eps))
+        highest = structure * (1.0 + cap_premium)
         if cap == 0.0:
-            premium = cap_premium if want > 0.0 else 0.0
-        elif slope == 0.0:
-            premium = 0.0  # no premium per unit of excess demand, however large the excess
+            result.append(highest if want > 0.0 else structure)
+            continue
+        if want <= cap:
+            result.append(structure)
+            continue
+        ratio = want / cap
+        if math.isinf(ratio) or highest == 0.0:
+            result.append(highest)
+            continue
+        log_clearing = math.log(now) + math.log(ratio) / eps
+        if highest > 0.0 and log_clearing >= math.log(highest):
+            result.append(highest)
         else:
-            premium = min(cap_premium, slope * max(0.0, want / cap - 1.0))
-        result.append(cost * (1.0 + margin) * (1.0 + premium))
+            result.append(min(highest, max(structure, math.exp(log_clearing))))
     return np.array(result, dtype=np.float64)
 
 

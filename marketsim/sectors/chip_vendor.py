@@ -1,4 +1,4 @@
-"""Chip vendors: sell accelerators made at a foundry, priced by markup over unit cost."""
+"""Chip vendors: sell accelerators made at a foundry, priced from market share and scarcity."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ class ChipVendor(EquipmentVendor):
     """Accelerator vendors (GPU/ASIC designers): make to order at a foundry."""
 
     name = "chip_vendor"
-    doc = "Accelerator vendors: capacity at a foundry, markup pricing, scarcity premium."
+    doc = "Accelerator vendors: capacity at a foundry, Lerner markup from share, scarcity."
     sells = "accelerators"
     supplier_account = "foundry"
     schema = firm_schema(
@@ -29,7 +29,17 @@ class ChipVendor(EquipmentVendor):
                 "H100-class list price $25k-30k",
             ),
             price=(27_500.0, "CALIBRATION.md chips: H100-class list price $25k-30k (middle)"),
-            markup=(3.0, "CALIBRATION.md chips: vendor gross margin about 75% (price = 4 x cost)"),
+            elasticity=(
+                1.0,
+                "docs/calibration.md: chips: vendor gross margin about 75%: with the "
+                "leader's 80% share (Lerner 0.8 / e) and challengers selling out, a market "
+                "elasticity of about 1 gives it",
+            ),
+            leader_share=(
+                0.8,
+                "assumption: one dominant accelerator vendor (the leader's $115.2B of "
+                "data-center revenue in docs/calibration.md: chips) with two challengers",
+            ),
             lead=(12, "assumption: foundry and packaging capacity takes about a year"),
         ),
     )

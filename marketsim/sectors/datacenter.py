@@ -26,12 +26,11 @@ of the debt room, less a buffer of ``cash_buffer_months`` of monthly cash costs)
 kits for accelerators already installed first (they bring idle accelerators into service),
 then new equipment, then buildings; orders are cut again when placed if funding has shrunk.
 
-Price of compute (``pricing``): by default cost-plus, the full cost of an accelerator-hour
-(capex over useful lives, site operations and power, at target utilization) times
-``1 + markup``, raised by a capped premium when notional demand exceeds capacity
-(`markup_price`), approached by partial adjustment; or ``tatonnement``, a price moved by
-excess demand alone (`tatonnement_price`). Either way never below the power cost of an
-accelerator-hour nor above ``max_price_usd_per_acc_hour``.
+Price of compute (``pricing``, `marketsim.sectors.compute_pricing`): by default a Lerner
+markup from the operator's market share over the full cost of an accelerator-hour (capex
+over useful lives, site operations and power, at target utilization), raised towards the
+clearing price while notional demand exceeds capacity; or ``tatonnement``. Either way never
+below the power cost of an accelerator-hour nor above ``max_price_usd_per_acc_hour``.
 
 Costs: accelerators, kits and the rest of the server are capex (depreciated straight-line over
 ``useful_life_months``); the shell is capex (over ``building_life_months``); power and site
@@ -51,11 +50,11 @@ from marketsim.sectors.base import Sector
 from marketsim.sectors.base import bounded_power
 from marketsim.sectors.base import capped_quotient
 from marketsim.sectors.base import firm_schema
-from marketsim.sectors.base import scarcity_pricing_params
 from marketsim.sectors.base import shift_pipeline
 from marketsim.sectors.base import smooth
 from marketsim.sectors.base import smoothing_param
 from marketsim.sectors.compute_pricing import compute_price
+from marketsim.sectors.compute_pricing import compute_pricing_params
 
 
 class Datacenter(Sector):
@@ -205,52 +204,7 @@ class Datacenter(Sector):
                 le=1e6,
                 source="CALIBRATION.md compute: H100 rental about $1.70-2.35 2025-2026",
             ),
-            "pricing": Param(
-                str,
-                "cost_plus",
-                "price rule: cost_plus (full cost x (1 + markup), raised by "
-                "scarcity) or tatonnement (price moves with excess demand, no cost anchor)",
-                choices=("cost_plus", "tatonnement"),
-                source="assumption",
-            ),
-            "markup": Param(
-                float,
-                0.1,
-                "cost_plus: markup over the full cost of an accelerator-hour",
-                "share",
-                ge=0,
-                le=100,
-                source="assumption: about $2/hour on a ~$1.8 full cost "
-                "(CALIBRATION.md compute: H100 rental $1.70-2.35)",
-            ),
-            **scarcity_pricing_params(0.5, 1.0, "cost_plus: "),
-            "price_adjustment_speed": Param(
-                float,
-                0.1,
-                "tatonnement: price change per unit of excess demand ratio",
-                "share",
-                ge=0,
-                le=100,
-                source="assumption",
-            ),
-            "max_price_step": Param(
-                float,
-                0.05,
-                "tatonnement: largest monthly price change",
-                "share",
-                ge=0,
-                lt=1,
-                source="assumption",
-            ),
-            "max_price_usd_per_acc_hour": Param(
-                float,
-                20.0,
-                "ceiling on the compute price",
-                "USD per accelerator-hour",
-                gt=0,
-                le=1e6,
-                source="assumption (2.5x the 2023 peak of about $8/hour)",
-            ),
+            **compute_pricing_params(),
             "target_utilization": Param(
                 float,
                 0.85,

@@ -4,13 +4,24 @@ Efficiency ``e`` (million tokens per accelerator-hour) grows with software spend
 jump once by a configured gain (the "20%" lever):
     e[t+1] = e[t] * (1 + software_productivity * software_spend_share)
     e      = e * (1 + efficiency_gain)     once, at step efficiency_gain_step
-Compute bought = expected token demand / e, where expected demand is smoothed notional
-token demand grown by its smoothed growth for one month, plus a ``compute_buffer``.
+Compute bid (a demand curve in the compute price): expected token demand is smoothed
+notional token demand grown by its smoothed growth for one month, moved along the token
+demand curve to the token price this month's compute price calls for, plus a
+``compute_buffer``:
+    p_c    = capacity-weighted mean compute price posted by the firm's suppliers this month
+    needed = (p_c / e) / (1 - L_i),   L_i = min(max_lerner, s_i / demand_elasticity)
+    compute = expected * clip(needed / price, 0.1, 10) ** -demand_elasticity / e * (1 + buffer)
+So dearer compute buys less of it: when powered capacity is scarce the compute price rises
+until the bids fit it, and the data centers, not the inference firms, earn the rent. The
+firm's limit price for compute (``buyer_limit_price``, USD per accelerator-hour) is what an
+accelerator-hour is worth to it, ``price * e * (1 - L_i)``: data centers price no higher.
 Tokens offered = compute received * e; compute left unused is wasted (still paid for).
 
-Token price rule (markup over the compute cost of a token, raised by scarcity):
+Token price rule (`marketsim.sectors.competition`: a Lerner markup from the firm's smoothed
+share of tokens sold, raised towards the clearing price when token demand exceeds the
+tokens it can serve):
     cost   = compute price paid / e
-    target = cost * (1 + markup) * (1 + min(max_scarcity, scarcity_slope * max(0, D/K - 1)))
+    target = lerner_scarcity_price(cost, share, demand_elasticity, ...)
     price  = price + price_adjustment * (target - price)
 
 Bounds (none binds in the shipped scenarios): efficiency stops at
@@ -23,14 +34,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from marketsim.markets.kernels import markup_price
 from marketsim.schema import Param
 from marketsim.sectors.base import Sector
+from marketsim.sectors.base import bounded_power
 from marketsim.sectors.base import capped_quotient
 from marketsim.sectors.base import firm_schema
-from marketsim.sectors.base import scarcity_pricing_params
 from marketsim.sectors.base import smooth
 from marketsim.sectors.base import smoothing_param
+from marketsim.sectors.competition import competition_params
+from marketsim.sectors.competition import equal_shares
+from marketsim.sectors.competition import lerner_scarcity_target
+from marketsim.sectors.competition import partial_adjustment
+from marketsim.sectors.competition import smoothed_shares
 
 MAX_TOKENS_PER_ACC_HOUR_MILLIONS = 1e21
 """Physical ceiling on efficiency: about the Landauer limit of a 1 kW accelerator-hour.
@@ -107,16 +122,12 @@ class Inference(Sector):
                 le=1e6,
                 source="assumption (blended API price 2025)",
             ),
-            "markup": Param(
-                float,
-                0.6,
-                "target markup over the compute cost of a token",
-                "share",
-                ge=0,
-                le=100,
-                source="assumption",
+            **competition_params(
+                1.2,
+                "docs/calibration.md: the revenue gap: price elasticity of compute demand "
+                "not published; the end market's baseline elasticity",
+                1.0,
             ),
-            **scarcity_pricing_params(0.5, 1.0),
             "demand_smoothing": smoothing_param(0.5),
             "compute_buffer": Param(
                 float,
@@ -139,6 +150,8 @@ class Inference(Sector):
         self.growth_smoothed = np.zeros(n)
         self.compute_bought = np.zeros(n)
         self.compute_price = np.zeros(n)
+        self.market_share = equal_shares(n)
+        """Smoothed share of the tokens the sector sells (0..1): sets the Lerner markup."""
 
     def observe(self, step: int) -> None:
         p = self.params
@@ -150,8 +163,47 @@ class Inference(Sector):
     def bid(self, market, block) -> None:
         p = self.params
         expected = self.demand_smoothed * (1.0 + self.growth_smoothed)
+        expected = expected * self._demand_response(market.book, block)
         compute = capped_quotient(expected, self.efficiency) * (1.0 + p["compute_buffer"])
         market.book.buyer_demand[block] = np.where(self.alive, compute, 0.0)
+        # the most an accelerator-hour is worth to the firm: the tokens it serves at today's
+        # price, less the firm's Lerner margin
+        market.book.buyer_limit_price[block] = (
+            self.price * self.efficiency * (1.0 - self.lerner_index())
+        )
+
+    def lerner_index(self) -> np.ndarray:
+        """Each firm's Lerner index (P - MC) / P from its share (see module doc), 0..1."""
+        p = self.params
+        return np.minimum(p["max_lerner"], self.market_share / p["demand_elasticity"])
+
+    def _demand_response(self, book, block) -> np.ndarray:
+        """Token demand at the price this month's compute prices call for, relative to
+        demand at today's token price (``(needed / price) ** -elasticity``, unit-free).
+
+        The compute price a firm expects is the capacity-weighted mean of the prices posted
+        by the data centers it can buy from (its open supply edges; their plain mean where
+        none has capacity).
+        """
+        p = self.params
+        indptr, edge_seller = book.open_edges()
+        n_buyers = book.n_buyers
+        edge_buyer = np.repeat(np.arange(n_buyers), np.diff(indptr))
+        prices = book.seller_price[edge_seller]
+        weights = book.seller_capacity[edge_seller]
+        weighted = np.bincount(edge_buyer, weights=prices * weights, minlength=n_buyers)
+        capacity = np.bincount(edge_buyer, weights=weights, minlength=n_buyers)
+        edges = np.bincount(edge_buyer, minlength=n_buyers)
+        plain = np.bincount(edge_buyer, weights=prices, minlength=n_buyers)
+        compute_price = np.where(
+            capacity > 0,
+            capped_quotient(weighted, capacity),
+            capped_quotient(plain, np.maximum(edges, 1)),
+        )[block]
+        cost = capped_quotient(compute_price, self.efficiency)
+        needed = capped_quotient(cost, 1.0 - self.lerner_index())
+        ratio = np.clip(capped_quotient(needed, self.price), 0.1, 10.0)
+        return np.where(compute_price > 0, bounded_power(ratio, -p["demand_elasticity"]), 1.0)
 
     def _initial_token_demand(self) -> np.ndarray:
         """Token demand at the opening price, shared equally: the first month's plan."""
@@ -200,20 +252,20 @@ class Inference(Sector):
         self.demand_smoothed = smooth(previous, self.requested, p["demand_smoothing"])
         growth = np.where(previous > 0, capped_quotient(self.demand_smoothed, previous), 1.0) - 1.0
         self.growth_smoothed = np.clip(smooth(self.growth_smoothed, growth, 0.2), -0.5, 0.5)
-        has_cost = cost_per_mtoken > 0
-        target = markup_price(
-            np.where(has_cost, cost_per_mtoken, self.price / (1.0 + p["markup"])),
-            np.full(self.count, p["markup"]),
-            self.requested,
-            self.offered,
-            p["scarcity_slope"],
-            p["max_scarcity"],
+        self.market_share = smoothed_shares(
+            self.market_share, self.sold, self.alive, p["share_smoothing"]
         )
-        self.price = self.price + p["price_adjustment"] * (target - self.price)
+        has_cost = cost_per_mtoken > 0
+        unit_cost = np.where(has_cost, cost_per_mtoken, self.price * (1.0 - self.lerner_index()))
+        target = lerner_scarcity_target(
+            p, unit_cost, self.market_share, self.price, self.requested, self.offered
+        )
+        self.price = partial_adjustment(self.price, target, p["price_adjustment"])
 
     def on_default(self, defaulted) -> None:
         self.compute_bought[defaulted] = 0.0
         self.demand_smoothed[defaulted] = 0.0
+        self.market_share[defaulted] = 0.0
 
     def physical_stocks(self) -> dict[str, np.ndarray]:
         return {"compute": np.zeros(self.count), "tokens": np.zeros(self.count)}
@@ -223,4 +275,5 @@ class Inference(Sector):
             "price_usd_per_mtoken": self.price,
             "tokens_per_acc_hour_millions": self.efficiency,
             "compute_bought_acc_hours": self.compute_bought,
+            "market_share": self.market_share,
         }

@@ -11,7 +11,7 @@ class NetworkVendor(EquipmentVendor):
     """Optics and switch vendors: one network kit connects one accelerator."""
 
     name = "network_vendor"
-    doc = "Optics/switch vendors: network kits, markup pricing, own lead time."
+    doc = "Optics/switch vendors: network kits, Lerner markup from share, own lead time."
     sells = "network_kits"
     supplier_account = "suppliers"
     schema = firm_schema(
@@ -25,7 +25,12 @@ class NetworkVendor(EquipmentVendor):
                 "CALIBRATION.md network: interconnect 9-13% of cluster cost "
                 "(about 11% of ~$50k per accelerator)",
             ),
-            markup=(1.0, "assumption: 50% gross margin"),
+            elasticity=(
+                1.0,
+                "assumption: two equal vendors (Lerner 0.5 / e) keep the assumed 50% gross "
+                "margin at a market elasticity of 1",
+            ),
+            leader_share=(0.0, "assumption: vendors of equal size"),
             lead=(9, "assumption: optics capacity takes about three quarters"),
         ),
     )

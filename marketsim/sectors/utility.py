@@ -4,10 +4,21 @@ Quantity in the power market is contracted capacity in MW for the month; the pri
 per MWh and energy is billed at ``load_factor`` x 730 hours per MW. A utility pays its energy
 cost (fuel or PPAs) per MWh delivered and fixed O&M per MW of capacity.
 
-Tariff rule, per utility and month, with reserve margin ``r = 1 - D/K`` (D smoothed
-notional demand in MW, K capacity in MW) and target reserve ``r*``:
-    target = base_tariff * (1 + min(max_scarcity, scarcity_slope * max(0, r* - r) / r*))
-    tariff = tariff + price_adjustment * (target - tariff), never below energy cost.
+Cost of service per MWh, with K capacity in MW, r* the target reserve margin, B the asset
+book, its in-service share ``K / (K + under construction)`` and D the depreciation charged:
+    cost = energy_cost + (fixed_om * K + D + allowed_return / 12 * B_in_service)
+           / (K * (1 - r*) * mwh_per_mw)
+Tariff rule (``tariff_regime``), approached by partial adjustment, never below energy cost:
+- ``regulated``: the cost of service. No scarcity adder: when data centers ask for more than
+  the capacity, the load is rationed (pro rata by the market) at the regulated tariff, so the
+  scarcity rent stays with the data centers that hold powered capacity.
+- ``market``: wholesale scarcity pricing. Generation is competitive (no firm-level Lerner
+  markup), so with reserves at or above target the price is the cost of service; when
+  smoothed notional demand D exceeds ``K * (1 - r*)`` the price rises towards the level
+  that clears it, ``tariff * (D / (K (1 - r*))) ** (1 / demand_elasticity)``, no higher
+  than ``(1 + max_scarcity)`` times the cost of service nor the value of power to the data
+  centers (their mean limit price per MWh, from the compute a MWh runs): the utilities
+  receive the scarcity rent (`marketsim.sectors.competition`).
 Capacity rule: when capacity plus projects under construction fall short of
 ``max(D * (1 + clip(w * g, 0, max_growth_per_month)) ** L, q * Q) * (1 + r*)`` (g: smoothed
 growth of total demand, w: how much of it planners extrapolate, so falling demand never
@@ -32,13 +43,17 @@ from marketsim.sectors.base import firm_schema
 from marketsim.sectors.base import shift_pipeline
 from marketsim.sectors.base import smooth
 from marketsim.sectors.base import smoothing_param
+from marketsim.sectors.competition import buyers_value
+from marketsim.sectors.competition import capped_at_value
+from marketsim.sectors.competition import lerner_scarcity_target
+from marketsim.sectors.competition import partial_adjustment
 
 
 class Utility(Sector):
     """Power utilities serving data-center load (see module doc)."""
 
     name = "utility"
-    doc = "Utilities: tariff plus scarcity adder, interconnection lead time in years."
+    doc = "Utilities: regulated cost of service or market scarcity pricing; slow to connect."
     sells = "power"
     schema = firm_schema(
         doc,
@@ -91,14 +106,33 @@ class Utility(Sector):
                 source="assumption: below the all-in PPA prices of CALIBRATION.md power "
                 "($57-75/MWh), which include capital",
             ),
-            "base_tariff_usd_per_mwh": Param(
+            "tariff_regime": Param(
+                str,
+                "market",
+                "who sets the tariff: regulated (cost of service, load rationed when short) "
+                "or market (scarcity pricing up to the value of power to data centers)",
+                choices=("regulated", "market"),
+                source="assumption: most large data-center load is in wholesale markets "
+                "with scarcity pricing",
+            ),
+            "allowed_return_per_year": Param(
+                float,
+                0.07,
+                "return on the in-service asset book allowed in the cost of service",
+                "per year",
+                ge=0,
+                le=1,
+                source="assumption: a weighted cost of capital of regulated utilities "
+                "(equity returns near 10%, debt near 5%)",
+            ),
+            "initial_tariff_usd_per_mwh": Param(
                 float,
                 80.0,
-                "tariff when the reserve margin is at or above target",
+                "tariff in the first month",
                 "USD per MWh",
                 gt=0,
                 le=1e5,
-                source="CALIBRATION.md power: US industrial electricity about $80/MWh",
+                source="docs/calibration.md: power: US industrial electricity about $80/MWh",
             ),
             "fixed_om_usd_per_mw_month": Param(
                 float,
@@ -118,23 +152,24 @@ class Utility(Sector):
                 lt=1,
                 source="assumption",
             ),
-            "scarcity_slope": Param(
+            "demand_elasticity": Param(
                 float,
-                2.0,
-                "tariff premium per unit of reserve shortfall (relative to target)",
-                "share",
-                ge=0,
-                le=100,
-                source="assumption",
+                0.5,
+                "market: price elasticity of power demand used to find the clearing "
+                "price while reserves are short",
+                "ratio",
+                ge=0.05,
+                le=10,
+                source="assumption: short-run power demand is inelastic",
             ),
             "max_scarcity": Param(
                 float,
                 3.0,
-                "largest scarcity premium over the base tariff",
+                "market: largest scarcity premium over the cost of service",
                 "share",
                 ge=0,
                 le=100,
-                source="assumption",
+                source="assumption: like a wholesale offer cap",
             ),
             "price_adjustment": Param(
                 float,
@@ -221,7 +256,7 @@ class Utility(Sector):
         self.capacity_mw = np.full(n, p["capacity_mw"])
         lead = p["interconnection_lead_months"]
         self.capacity_pipeline = np.full((n, lead), p["initial_under_construction_mw"] / lead)
-        self.tariff = np.full(n, p["base_tariff_usd_per_mwh"])
+        self.tariff = np.full(n, p["initial_tariff_usd_per_mwh"])
         self.demand_smoothed = self.capacity_mw * (1.0 - p["target_reserve_margin"])
         # the installed base, half depreciated, plus the projects already under construction
         self.asset_book = (0.5 * self.capacity_mw + self.capacity_pipeline.sum(axis=1)) * p[
@@ -274,15 +309,11 @@ class Utility(Sector):
         self.model.firms.charge_depreciation(self.rows, depreciation)
 
         self.demand_smoothed = smooth(self.demand_smoothed, self.requested, p["demand_smoothing"])
-        reserve = 1.0 - np.where(
-            self.capacity_mw > 0, capped_quotient(self.demand_smoothed, self.capacity_mw), 1.0
+        self.tariff = np.maximum(
+            partial_adjustment(self.tariff, self._target_tariff(), p["price_adjustment"]),
+            p["energy_cost_usd_per_mwh"],
         )
         target_reserve = p["target_reserve_margin"]
-        shortfall = capped_quotient(np.maximum(0.0, target_reserve - reserve), target_reserve)
-        scarcity = np.minimum(p["max_scarcity"], p["scarcity_slope"] * shortfall)
-        target = p["base_tariff_usd_per_mwh"] * (1.0 + scarcity)
-        self.tariff = self.tariff + p["price_adjustment"] * (target - self.tariff)
-        self.tariff = np.maximum(self.tariff, p["energy_cost_usd_per_mwh"])
 
         previous = self.total_demand
         self.total_demand = float(self.demand_smoothed.sum())
@@ -306,6 +337,32 @@ class Utility(Sector):
         self.pay(capex, "suppliers", "capex")
         self.asset_book += capex
         self.asset_depreciation += capex / p["asset_life_months"]
+
+    def cost_of_service(self) -> np.ndarray:
+        """Each utility's cost of service per MWh at its planned load (see module doc), USD."""
+        p = self.params
+        planned = self.capacity_mw + self.capacity_pipeline.sum(axis=1)
+        in_service = np.where(planned > 0, capped_quotient(self.capacity_mw, planned), 0.0)
+        fixed = (
+            self.capacity_mw * p["fixed_om_usd_per_mw_month"]
+            + np.minimum(self.asset_depreciation, self.asset_book)
+            + p["allowed_return_per_year"] / 12.0 * in_service * self.asset_book
+        )
+        planned_mwh = self.capacity_mw * (1.0 - p["target_reserve_margin"]) * self.mwh_per_mw
+        return p["energy_cost_usd_per_mwh"] + capped_quotient(fixed, planned_mwh)
+
+    def _target_tariff(self) -> np.ndarray:
+        """This month's target tariff under the tariff regime (USD per MWh)."""
+        p = self.params
+        cost = self.cost_of_service()
+        if p["tariff_regime"] == "regulated":
+            return cost
+        params = {**p, "max_lerner": 0.0}
+        usable = self.capacity_mw * (1.0 - p["target_reserve_margin"])
+        target = lerner_scarcity_target(
+            params, cost, np.zeros(self.count), self.tariff, self.demand_smoothed, usable
+        )
+        return capped_at_value(target, buyers_value(self.model.markets.get("power")), cost)
 
     def on_default(self, defaulted) -> None:
         self.capacity_mw[defaulted] = 0.0

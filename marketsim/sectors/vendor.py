@@ -1,20 +1,22 @@
-"""Equipment vendors: make-to-order producers with markup pricing and slow capacity growth.
+"""Equipment vendors: make-to-order producers pricing from market share and scarcity.
 
 Shared behaviour of chip vendors (accelerators) and network vendors (network kits). Each
 vendor has a monthly production capacity; sells at most that; pays its unit cost to an
-outside supplier (a foundry) for every unit sold; prices by markup over unit cost raised
-when notional demand exceeds capacity (`markup_price` kernel), approached by partial
-adjustment; and adds capacity after a lead time when demand runs above capacity.
+outside supplier (a foundry) for every unit sold; prices by the Lerner-and-scarcity rule of
+`marketsim.sectors.competition` (a markup from its smoothed share of units sold and the
+elasticity of the demand the sector faces, raised towards the clearing price when orders
+exceed capacity), approached by partial adjustment; and adds capacity after a lead time when
+demand runs above capacity.
 
-Price rule, per vendor and month:
-    target = unit_cost * (1 + markup) * (1 + min(max_scarcity, scarcity_slope * max(0, D/K - 1)))
-    price  = price + price_adjustment * (target - price)
-with D the smoothed notional demand and K the capacity. Capacity rule, with I = capacity plus
-capacity on order: when D/I > 1, order ``I * min(max_expansion_per_month,
-expansion_response * (D/I - 1))`` units per month of new capacity (no more than the vendor
-can fund), arriving after ``capacity_lead_months`` and paid now at
-``capacity_cost_usd_per_unit_month``; when D/I < 0.5, capacity shrinks by
-``capacity_decay_per_month``.
+Initial capacity: the sector's total ``count * capacity_per_month`` is split so that the
+first firm (the leader) holds ``max(leader_capacity_share, 1 / count)`` of it and the others
+share the rest equally; the initial market shares are these capacity shares.
+
+Capacity rule, with I = capacity plus capacity on order: when D/I > 1, order ``I *
+min(max_expansion_per_month, expansion_response * (D/I - 1))`` units per month of new
+capacity (no more than the vendor can fund), arriving after ``capacity_lead_months`` and paid
+now at ``capacity_cost_usd_per_unit_month``; when D/I < 0.5, capacity shrinks by
+``capacity_decay_per_month``. D is smoothed notional demand.
 """
 
 from __future__ import annotations
@@ -25,14 +27,17 @@ import numpy as np
 
 from marketsim.finance import affordable_share
 from marketsim.finance import capex_budget
-from marketsim.markets.kernels import markup_price
 from marketsim.schema import Param
 from marketsim.sectors.base import Sector
 from marketsim.sectors.base import capped_quotient
-from marketsim.sectors.base import scarcity_pricing_params
 from marketsim.sectors.base import shift_pipeline
 from marketsim.sectors.base import smooth
 from marketsim.sectors.base import smoothing_param
+from marketsim.sectors.competition import competition_params
+from marketsim.sectors.competition import equal_shares
+from marketsim.sectors.competition import lerner_scarcity_target
+from marketsim.sectors.competition import partial_adjustment
+from marketsim.sectors.competition import smoothed_shares
 
 
 def vendor_params(
@@ -40,7 +45,8 @@ def vendor_params(
     capacity: tuple[float, str],
     unit_cost: tuple[float, str],
     price: tuple[float, str],
-    markup: tuple[float, str],
+    elasticity: tuple[float, str],
+    leader_share: tuple[float, str],
     lead: tuple[int, str],
 ) -> dict[str, Param]:
     """The parameters of an equipment vendor, with defaults and their sources."""
@@ -72,16 +78,17 @@ def vendor_params(
             le=1e9,
             source=price[1],
         ),
-        "markup": Param(
+        "leader_capacity_share": Param(
             float,
-            markup[0],
-            "target markup over unit cost: price = cost * (1 + markup)",
+            leader_share[0],
+            "share of the sector's initial capacity held by its first firm (the leader); "
+            "the others split the rest equally (at most 1 / count means equal shares)",
             "share",
             ge=0,
-            le=100,
-            source=markup[1],
+            le=1,
+            source=leader_share[1],
         ),
-        **scarcity_pricing_params(0.5, 0.5),
+        **competition_params(elasticity[0], elasticity[1], 0.5),
         "demand_smoothing": smoothing_param(0.3),
         "capacity_lead_months": Param(
             int,
@@ -140,6 +147,21 @@ def vendor_params(
     }
 
 
+def initial_capacity(count: int, per_firm: float, leader_share: float) -> np.ndarray:
+    """Each firm's opening capacity (units per month): the leader's share, the rest equal.
+
+    The sector's total is ``count * per_firm``; the first firm holds ``max(leader_share,
+    1 / count)`` of it and the other firms split the remainder equally.
+    """
+    if count == 0:
+        return np.zeros(0)
+    total = count * per_firm
+    lead = max(leader_share, 1.0 / count)
+    capacity = np.full(count, total * (1.0 - lead) / max(count - 1, 1))
+    capacity[0] = total * lead
+    return capacity
+
+
 class EquipmentVendor(Sector):
     """A vendor of equipment made to order from a fixed monthly capacity (see module doc)."""
 
@@ -148,11 +170,15 @@ class EquipmentVendor(Sector):
     def setup(self) -> None:
         p = self.params
         n = self.count
-        self.capacity_units = np.full(n, p["capacity_per_month"])
+        self.capacity_units = initial_capacity(
+            n, p["capacity_per_month"], p["leader_capacity_share"]
+        )
         self.capacity_pipeline = np.zeros((n, p["capacity_lead_months"]))
         self.price = np.full(n, p["initial_price_usd"])
         self.unit_cost = np.full(n, p["unit_cost_usd"])
-        self.markup = np.full(n, p["markup"])
+        total = self.capacity_units.sum()
+        self.market_share = self.capacity_units / total if total > 0 else equal_shares(n)
+        """Smoothed share of the units the sector sells (0..1): sets the Lerner markup."""
         self.demand_smoothed = self.capacity_units * 0.9
         self.capex_book = np.zeros(n)
         self.capex_depreciation = np.zeros(n)
@@ -186,15 +212,13 @@ class EquipmentVendor(Sector):
         self.model.firms.charge_depreciation(self.rows, depreciation)
 
         self.demand_smoothed = smooth(self.demand_smoothed, self.requested, p["demand_smoothing"])
-        target = markup_price(
-            self.unit_cost,
-            self.markup,
-            self.demand_smoothed,
-            self.capacity_units,
-            p["scarcity_slope"],
-            p["max_scarcity"],
+        self.market_share = smoothed_shares(
+            self.market_share, self.sold, self.alive, p["share_smoothing"]
         )
-        self.price = self.price + p["price_adjustment"] * (target - self.price)
+        target = lerner_scarcity_target(
+            p, self.unit_cost, self.market_share, self.price, self.requested, self.capacity_units
+        )
+        self.price = partial_adjustment(self.price, target, p["price_adjustment"])
 
         installed = self.capacity_units + self.capacity_pipeline.sum(axis=1)
         ratio = np.where(installed > 0, capped_quotient(self.demand_smoothed, installed), 0.0)
@@ -215,6 +239,7 @@ class EquipmentVendor(Sector):
 
     def on_default(self, defaulted) -> None:
         self.capacity_units[defaulted] = 0.0
+        self.market_share[defaulted] = 0.0
         self.capacity_pipeline[defaulted] = 0.0
         self.capex_book[defaulted] = 0.0
         self.capex_depreciation[defaulted] = 0.0
@@ -230,4 +255,5 @@ class EquipmentVendor(Sector):
             "price_usd": self.price,
             "capacity_per_month": self.capacity_units,
             "capacity_on_order": self.capacity_pipeline.sum(axis=1),
+            "market_share": self.market_share,
         }

@@ -1,0 +1,106 @@
+"""Margins from market structure and scarcity, and who holds the scarcity rent (issue 8).
+
+Each claim is a paired difference over `economy.REPLICATIONS` replications with common
+random numbers whose 95% interval excludes zero. Measures are ten-year totals of the tables'
+flows, so a sector's margin and value share weigh each month by its gross profit.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from economy import assert_lowers
+from economy import assert_raises
+from economy import sector_rows
+
+MORE_CHIP_VENDORS = (
+    "agents.chip_vendor.count=6",
+    "agents.chip_vendor.capacity_per_month=50000",
+    "output.firm_level=true",
+)
+"""Twice the chip vendors with the same total capacity (the leader keeps its capacity share)."""
+
+
+def gross_profit(results, sectors) -> float:
+    """Ten-year gross profit of ``sectors`` (USD)."""
+    rows = results.sectors[results.sectors["sector"].isin(sectors)]
+    return float((rows["revenue"] - rows["cost_of_goods"]).sum())
+
+
+def value_share(*sectors: str):
+    """Ten-year share of the chain's gross profit kept by ``sectors`` (0..1)."""
+
+    def measure(results) -> float:
+        every = results.sectors["sector"].unique()
+        total = gross_profit(results, every)
+        return gross_profit(results, sectors) / total if total > 0 else 0.0
+
+    return measure
+
+
+def ten_year_gross_margin(sector: str):
+    """Ten-year gross margin of one sector: gross profit / revenue (share)."""
+
+    def measure(results) -> float:
+        rows = sector_rows(results, sector)
+        revenue = float(rows["revenue"].sum())
+        return gross_profit(results, [sector]) / revenue if revenue > 0 else 0.0
+
+    return measure
+
+
+def incumbent_chip_margin(results) -> float:
+    """Ten-year gross margin of the first three chip vendors (the baseline's incumbents)."""
+    firms = results.tables["firms"]
+    names = [f"chip_vendor:{k}" for k in range(3)]
+    rows = firms[firms["firm"].isin(names)]
+    revenue = float(rows["revenue"].sum())
+    profit = float((rows["revenue"] - rows["cost_of_goods"]).sum())
+    return profit / revenue if revenue > 0 else 0.0
+
+
+def test_power_crunch_gives_the_rent_to_the_holders_of_powered_capacity():
+    """Power crunch vs baseline: utilities and data centers together keep more of the chain's
+    gross profit (the compute price rises to clear the powered fleet; power is priced at
+    scarcity), not the inference firms."""
+    assert_raises(
+        "power_crunch", "baseline", value_share("utility", "datacenter"), "utility + datacenter"
+    )
+
+
+def test_regulated_tariffs_move_the_power_rent_from_utilities_to_data_centers():
+    """In a power crunch, regulated tariffs (cost of service, load rationed) leave utilities a
+    smaller share and data centers a larger one than market scarcity pricing."""
+    regulated = ("power_crunch", "agents.utility.tariff_regime=regulated")
+    assert_lowers(regulated, "power_crunch", value_share("utility"), "utility share")
+    assert_raises(regulated, "power_crunch", value_share("datacenter"), "datacenter share")
+
+
+def test_chip_crunch_raises_chip_vendors_gross_margin():
+    """Slow foundry capacity growth: chip vendors' gross margin rises against baseline."""
+    assert_raises(
+        "chip_crunch", "baseline", ten_year_gross_margin("chip_vendor"), "chip gross margin"
+    )
+
+
+def test_more_competitors_lower_the_incumbents_margin():
+    """Six chip vendors with the baseline's total capacity: the three incumbents' gross
+    margin falls (their shares, hence their Lerner markups, are smaller)."""
+    assert_lowers(
+        ("baseline", *MORE_CHIP_VENDORS),
+        ("baseline", "output.firm_level=true"),
+        incumbent_chip_margin,
+        "incumbents' gross margin",
+    )
+
+
+def test_markup_falls_with_share():
+    """A vendor's target price is its cost over 1 - share / elasticity: a smaller share, a
+    lower price (the channel through which entrants lower incumbents' margins)."""
+    from marketsim.markets.kernels import lerner_scarcity_price
+
+    cost = np.full(3, 6_900.0)
+    shares = np.array([0.8, 0.4, 0.1])
+    slack = np.zeros(3)
+    target = lerner_scarcity_price(cost, shares, 1.0, 0.9, cost, slack, np.ones(3), 0.5)
+    assert target[0] > target[1] > target[2]
+    np.testing.assert_allclose(target, cost / (1.0 - shares))
