@@ -45,8 +45,8 @@ FINANCE_TABLE = TableSchema(
             float,
             0.6,
             "leverage at which, in calm times and with ample interest cover, lenders stop "
-            "lending: debt as a share of cash plus net PP&E valued at market (see "
-            "collateral_sensitivity)",
+            "lending: debt as a share of cash plus net PP&E as lenders appraise it (see "
+            "collateral_sensitivity, appraisal_months)",
             "share",
             ge=0,
             le=5,
