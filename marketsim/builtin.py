@@ -21,6 +21,7 @@ from marketsim.sectors.chip_vendor import ChipVendor
 from marketsim.sectors.datacenter import Datacenter
 from marketsim.sectors.end_demand import EndDemand
 from marketsim.sectors.inference import Inference
+from marketsim.sectors.investor import CAPITAL_MARKET_METRICS
 from marketsim.sectors.investor import Investor
 from marketsim.sectors.network_vendor import NetworkVendor
 from marketsim.sectors.utility import Utility
@@ -123,6 +124,8 @@ def marketsim_register_metrics(register):
     for metric in CREDIT_METRICS:
         register(metric)
     for metric in BOTTLENECK_METRICS:
+        register(metric)
+    for metric in CAPITAL_MARKET_METRICS:
         register(metric)
 
 

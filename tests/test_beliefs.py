@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from marketsim.markets import reference
 from marketsim.markets.beliefs import brock_hommes_step
+from marketsim.markets.beliefs import sector_beliefs_step
 from marketsim.sectors.investor import MAX_VALUATION_RATIO
 
 deviations = st.floats(-5.0, 5.0, allow_nan=False)
@@ -105,3 +106,39 @@ def test_kernel_is_finite_over_the_investors_whole_range(
     deviation_tol = 1e-12 + 1e-9 * abs(want_deviation)
     deviation_tol += share_tol * abs(trend * x1 + bias) / gross_return
     assert abs(deviation - want_deviation) <= deviation_tol
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    x=st.lists(st.tuples(state_deviations, state_deviations, state_deviations), min_size=1),
+    gross_return=st.floats(1.0, 2.0, exclude_min=True),
+    trend=st.floats(0.0, 4.0),
+    bias=st.floats(-1.0, 1.0),
+    cost=st.floats(-10.0, 10.0),
+    intensity=st.floats(0.0, 1000.0),
+    shock=st.floats(-6.0, 6.0),
+)
+def test_sector_map_without_news_is_the_classic_kernel(
+    x, gross_return, trend, bias, cost, intensity, shock
+):
+    """With no fundamental news and one bias, the per-sector map is `brock_hommes_step`
+    for every sector (so beta* keeps its meaning), and it is finite with shares in [0, 1]."""
+    x1, x2, x3 = (np.array(column) for column in zip(*x, strict=True))
+    zeros = np.zeros(len(x1))
+    deviation, share = sector_beliefs_step(
+        x1, x2, x3, zeros, gross_return, trend, bias, bias, cost, intensity, shock
+    )
+    assert np.isfinite(deviation).all() and ((share >= 0) & (share <= 1)).all()
+    for k in range(len(x1)):
+        want = brock_hommes_step(
+            x1[k], x2[k], x3[k], gross_return, trend, bias, cost, intensity, shock
+        )
+        np.testing.assert_allclose((deviation[k], share[k]), want, rtol=1e-12, atol=1e-15)
+
+
+def test_bad_news_turns_investors_against_trend_followers_in_a_boom():
+    """In a rising market, negative fundamental news cuts the trend followers' share."""
+    args = (np.array([0.5]), np.array([0.4]), np.array([0.3]))
+    calm = sector_beliefs_step(*args, np.array([0.0]), 1.1, 1.2, 0.0, 0.0, 1.0, 4.0, 0.0)
+    bad = sector_beliefs_step(*args, np.array([-0.2]), 1.1, 1.2, 0.0, 0.0, 1.0, 4.0, 0.0)
+    assert bad[1][0] < calm[1][0] and bad[0][0] < calm[0][0]

@@ -8,6 +8,10 @@ and ``z`` a standard normal draw from the model's random stream (``sigma`` = dem
 Segments are not firms: they pay from the outside account ``end_customers``. Elasticity
 above 1 makes spending rise when prices fall (Jevons).
 
+Adoption stall: from ``adoption_stall_month`` on (``-1``, the default: never) adoption stays at
+the level it reached that month, ``A(t) = A(stall)`` for ``t >= stall``: the S-curve stops
+climbing (a demand stall; experiments/demand_stall.toml).
+
 Saturation: the price response ``(p_k / p_ref) ** (-elasticity)`` and the adoption growth
 ``A(t) / A(0)`` are each at most `MAX_RESPONSE` (a million), so demand stays finite at any
 valid price, elasticity and S-curve; the logistic's exponent is clipped at 709, where
@@ -105,6 +109,16 @@ class EndDemand(Sector):
                 le=10,
                 source="assumption",
             ),
+            "adoption_stall_month": Param(
+                int,
+                -1,
+                "month from which adoption stays at the level it reached then (a demand "
+                "stall); -1: adoption follows the S-curve for the whole run",
+                "months",
+                ge=-1,
+                le=100_000,
+                source="assumption (scenario lever: experiments/demand_stall.toml sets 36)",
+            ),
             "demand_noise": Param(
                 float,
                 0.05,
@@ -123,8 +137,11 @@ class EndDemand(Sector):
         self.price_faced = np.full(self.count, self.params["reference_price_usd_per_mtoken"])
 
     def adoption(self, step: int) -> float:
-        """Adoption level A(step) on the S-curve (floor .. 1)."""
+        """Adoption level A(step) on the S-curve (floor .. 1), held from the stall month on."""
         p = self.params
+        stall = p["adoption_stall_month"]
+        if stall >= 0:
+            step = min(step, stall)
         floor = p["adoption_floor"]
         exponent = -p["adoption_speed_per_month"] * (step - p["adoption_midpoint_month"])
         return floor + (1.0 - floor) / (1.0 + np.exp(min(exponent, MAX_LOGISTIC_EXPONENT)))

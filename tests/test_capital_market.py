@@ -1,0 +1,154 @@
+"""The capital market sees the economy (issue 8 item 1 and the funds' half of item 3).
+
+Claims are paired differences over `economy.REPLICATIONS` replications with common random
+numbers (tests/economy.py); a claim holds when the 95% CI of the mean paired difference
+excludes zero on the claimed side. The demand stall is experiments/demand_stall.toml (the
+bubble with adoption held from month 36) and no_bubble with the same stall.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from economy import REPLICATIONS
+from economy import assert_lowers
+from economy import assert_raises
+from economy import per_replication
+from economy import replications
+
+import marketsim
+from marketsim.analysis.stats import t_interval
+
+EXPERIMENTS = Path(__file__).resolve().parent.parent / "experiments"
+STALL_MONTH = 36
+NO_BUBBLE_STALL = ("no_bubble", f"agents.end_demand.adoption_stall_month={STALL_MONTH}")
+
+
+def _one_run(scenario: str, seed: int = 4242) -> marketsim.Results:
+    path = EXPERIMENTS / f"{scenario}.toml"
+    return marketsim.run(
+        marketsim.load_experiment(path, [f"experiment.seed={seed}", "experiment.replications=1"])
+    )
+
+
+def _ci(values: np.ndarray) -> tuple[float, float, float]:
+    mean = float(values.mean())
+    low, high = t_interval(
+        np.array([mean]), np.array([values.std(ddof=1)]), np.array([len(values)])
+    )
+    return mean, float(low[0]), float(high[0])
+
+
+def _after_stall(results, months: int = 36):
+    chain = results.chain
+    return chain[(chain["step"] >= STALL_MONTH) & (chain["step"] < STALL_MONTH + months)]
+
+
+def _lowest_ratio_after_stall(results) -> float:
+    return float(_after_stall(results)["valuation_to_fundamental"].min())
+
+
+def _undershoot_after_stall(results) -> float:
+    """How far valuation / fundamental falls below 1 within 36 months of the stall."""
+    return max(0.0, 1.0 - _lowest_ratio_after_stall(results))
+
+
+def _capex_after_stall(results) -> float:
+    return float(_after_stall(results, 48)["chain_capex"].sum())
+
+
+def _capex_drawdown_after_stall(results) -> float:
+    """Deepest fall of chain capex below its running peak in the 48 months from the stall
+    (USD per month): how far investment overshoots downwards."""
+    capex = _after_stall(results, 48)["chain_capex"].to_numpy()
+    return float((np.maximum.accumulate(capex) - capex).max())
+
+
+def _defaults(results) -> float:
+    return float(results.chain["defaults"].iloc[-1])
+
+
+def test_valuation_paths_differ_between_scenarios_for_one_seed():
+    """Same seed, same belief shocks: the economy alone makes the valuation paths differ."""
+    paths = {
+        name: _one_run(name).chain["valuation_to_fundamental"].to_numpy()
+        for name in ("baseline", "power_crunch", "efficiency_gain")
+    }
+    for a, b in (("baseline", "power_crunch"), ("baseline", "efficiency_gain")):
+        assert np.abs(paths[a] - paths[b]).max() > 0.01, (a, b)
+
+
+def test_sectors_are_valued_apart_and_recorded_per_sector():
+    """sectors.parquet carries each sector's valuation / fundamental; sectors differ."""
+    results = _one_run("baseline")
+    ratios = results.sectors.pivot(
+        index="step", columns="sector", values="valuation_to_fundamental"
+    )
+    assert ratios["investor"].isna().all()
+    operating = ratios.drop(columns="investor")
+    assert operating.notna().all().all()
+    assert (operating.std(axis=1) > 0).mean() > 0.9  # sectors apart in most months
+
+
+def test_trend_follower_share_moves_over_time_and_with_performance():
+    """Trend followers gain share while a trend persists and lose it when it reverses.
+
+    Per replication and sector: the mean trend-follower share in months after the sector's
+    valuation / fundamental moved the same way over two successive three-month spans, minus
+    the mean after it reversed (Brock-Hommes fitness: extrapolation earns in a persistent
+    trend). Also: the share is not constant over time.
+    """
+
+    def gap(results) -> float:
+        rows = results.sectors[results.sectors["sector"] != "investor"]
+        ratio = rows.pivot(index="step", columns="sector", values="valuation_to_fundamental")
+        share = rows.pivot(index="step", columns="sector", values="trend_follower_share")
+        move = ratio.diff(3)
+        persisted = ((move * move.shift(3)) > 0).shift(1, fill_value=False)
+        reversed_ = ((move * move.shift(3)) < 0).shift(1, fill_value=False)
+        return float(share[persisted].stack().mean() - share[reversed_].stack().mean())
+
+    for scenario in ("baseline", "bubble"):
+        mean, low, _ = _ci(per_replication(replications(scenario), gap))
+        assert low > 0, (scenario, mean, low)
+        spread = per_replication(
+            replications(scenario), lambda r: r.chain["trend_follower_share"].std()
+        )
+        assert (spread > 1e-3).all(), scenario
+
+
+def test_demand_stall_turns_the_boom_into_a_bust():
+    """Against the bubble on the same seeds: valuations fall below fundamentals within 36
+    months of the stall, capex falls, defaults rise."""
+    lowest = per_replication(replications("demand_stall"), _lowest_ratio_after_stall)
+    mean, _, high = _ci(lowest)
+    assert high < 1.0, f"lowest V/F after the stall {mean:.3g}, CI up to {high:.3g}"
+    assert_lowers("demand_stall", "bubble", _lowest_ratio_after_stall, "lowest V/F")
+    assert_lowers("demand_stall", "bubble", _capex_after_stall, "capex after the stall")
+    assert_raises("demand_stall", "bubble", _defaults, "defaults")
+
+
+def test_no_bubble_adjusts_to_the_stall_without_overshooting():
+    """no_bubble with the same stall: a smaller fall of V/F below 1 and a shallower fall of
+    capex from its peak than the bubble's (paired on the same seeds), and capex still falls."""
+    assert_lowers(NO_BUBBLE_STALL, "demand_stall", _undershoot_after_stall, "undershoot")
+    assert_lowers(NO_BUBBLE_STALL, "demand_stall", _capex_drawdown_after_stall, "capex drawdown")
+    assert_lowers(NO_BUBBLE_STALL, "no_bubble", _capex_after_stall, "capex after the stall")
+
+
+def test_bubble_inflates_valuations_and_capex_against_no_bubble():
+    """Bubble vs no_bubble: higher peak valuation / fundamental and higher peak capex."""
+    assert_raises(
+        "bubble", "no_bubble", lambda r: r.chain["valuation_to_fundamental"].max(), "peak V/F"
+    )
+    assert_raises("bubble", "no_bubble", lambda r: r.chain["chain_capex"].max(), "peak capex")
+
+
+def test_funds_hold_at_most_about_a_tenth_of_their_assets_in_cash():
+    """In every shipped scenario, every replication and month: cash <= 10% of fund assets."""
+    for path in sorted(EXPERIMENTS.glob("*.toml")):
+        results = replications(path.stem)
+        share = results.chain["investor_cash_share"]
+        assert share.notna().all() and share.max() <= 0.10, (path.stem, share.max())
+        assert len(results.chain) == REPLICATIONS * results.manifest["steps"]
