@@ -25,6 +25,8 @@ from marketsim.sectors.investor import CAPITAL_MARKET_METRICS
 from marketsim.sectors.investor import Investor
 from marketsim.sectors.network_vendor import NetworkVendor
 from marketsim.sectors.utility import Utility
+from marketsim.technology import TECHNOLOGY_METRICS
+from marketsim.technology import TECHNOLOGY_TABLE
 
 GOODS = (
     GoodSpec(
@@ -121,6 +123,8 @@ def marketsim_register_mechanisms(register):
 def marketsim_register_metrics(register):
     for metric in BUILTIN_METRICS:
         register(metric)
+    for metric in TECHNOLOGY_METRICS:
+        register(metric)
     for metric in CREDIT_METRICS:
         register(metric)
     for metric in BOTTLENECK_METRICS:
@@ -135,3 +139,4 @@ def marketsim_register_config_tables(register):
     register("graph", GRAPH_TABLE)
     register("output", OUTPUT_TABLE)
     register("finance", FINANCE_TABLE)
+    register("technology", TECHNOLOGY_TABLE)

@@ -98,6 +98,9 @@ NULLABLE = {
         "stranded_accelerators",  # null without a data-center sector
         "electricity_twh_per_year",  # null without a power market
         "consumer_surplus",  # null without an end_demand sector
+        "tokens_per_newest_acc_hour_millions",  # null without live inference firms
+        # null before generation g launches or with no live data center
+        *(f"rental_usd_per_acc_hour_generation_{g}" for g in range(6)),
     },
 }
 """Result columns whose value can be undefined (null); every other number must be finite."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from marketsim.sectors.base import firm_schema
 from marketsim.sectors.vendor import EquipmentVendor
 from marketsim.sectors.vendor import vendor_params
+from marketsim.technology import GenerationSchedule
 
 
 class ChipVendor(EquipmentVendor):
@@ -43,3 +44,16 @@ class ChipVendor(EquipmentVendor):
             lead=(12, "assumption: foundry and packaging capacity takes about a year"),
         ),
     )
+
+    def observe(self, step: int) -> None:
+        """Sell the newest accelerator generation: at each launch (`marketsim.technology`)
+        the unit cost and the posted price step up by the generation's price ratio."""
+        super().observe(step)
+        schedule = GenerationSchedule.of(self.model)
+        previous = getattr(self, "generation", 0)
+        self.generation = schedule.generation_at(step)
+        """Accelerator generation this vendor sells this month (0 = the installed base's)."""
+        if self.generation != previous:
+            step_up = schedule.price_of(self.generation) / schedule.price_of(previous)
+            self.unit_cost = self.unit_cost * step_up
+            self.price = self.price * step_up

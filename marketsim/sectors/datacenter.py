@@ -1,13 +1,22 @@
 """Data-center operators: buy accelerators, network kits and power; sell accelerator-hours.
 
 State per operator: the accelerator fleet by monthly vintage (a ring buffer over the useful
-life), network kits, accelerators and kits on order (delivery pipelines), the built shell in
-MW of facility power and MW under construction, and the price of compute.
+life), each vintage of one accelerator generation (`marketsim.technology`), network kits,
+accelerators and kits on order (delivery pipelines), the built shell in MW of facility power
+and MW under construction, and the price of compute. Compute is sold in reference
+accelerator-hours (hours of a generation-0, H100-class accelerator): an accelerator of
+generation g supplies performance_g of them per hour and draws power_g times generation 0's
+kW (`marketsim.sectors.fleet`).
 
-Usable fleet (the constraint that strands accelerators):
-    usable = min(fleet, kits / kits_per_accelerator, 1000 * min(power_mw, shell_mw) / (kw * PUE))
-    stranded = fleet - usable
-    compute capacity (accelerator-hours) = usable * 730 * availability
+Usable fleet (the constraint that strands accelerators): kits and
+``min(power_mw, shell_mw)`` go to the newest generation first; the accelerators they keep
+running are usable, the rest stranded:
+    compute capacity (reference accelerator-hours) =
+        sum over vintages of running_v * performance_v * 730 * availability
+
+Economic life: a vintage whose rental value per hour (price x performance x availability)
+no longer covers its power and site cost is retired early and its book value written off,
+whatever ``useful_life_months`` (its accounting life) says.
 
 Planning (order-up-to, the bullwhip source): smoothed own demand D and the smoothed growth g
 of the whole compute market's demand (both notional, at posted prices) give expected demand
@@ -18,9 +27,11 @@ Tobin's q makes plans bigger in a boom), by ``(price / full cost) ** price_respo
 (price over the full cost of an accelerator-hour, clipped to 0.5..2: scarcity prices call
 forth capacity, prices below cost hold it back) and by the operator's own boldness (a
 mean-one lognormal draw, ``plan_dispersion``), capped at what the shell
-built by delivery can power (plus ``strand_tolerance``). Accelerator orders =
-target fleet + retirements due within the horizon - fleet - on order; kits follow; shell MW
-is ordered for the construction horizon. Orders are scaled down to what the operator can
+built by delivery can power (plus ``strand_tolerance``). Targets are in reference
+accelerators; accelerator orders (of the newest generation) = (target - the fleet installed
+and on order that is not due to retire within the horizon, in reference accelerators) /
+the newest generation's performance; kits follow; shell MW is ordered for the construction
+horizon. Orders are scaled down to what the operator can
 fund (`marketsim.finance.capex_budget`: cash + equity offered + ``planning_credit_share``
 of the debt room, less a buffer of ``cash_buffer_months`` of monthly cash costs),
 kits for accelerators already installed first (they bring idle accelerators into service),
@@ -32,7 +43,8 @@ over useful lives, site operations and power, at target utilization), raised tow
 clearing price while notional demand exceeds capacity; or ``tatonnement``. Either way never
 below the power cost of an accelerator-hour nor above ``max_price_usd_per_acc_hour``.
 
-Costs: accelerators, kits and the rest of the server are capex (depreciated straight-line over
+Costs: accelerators, kits and the rest of the server (its cost scales with the generation's
+price) are capex (depreciated straight-line over
 ``useful_life_months``); the shell is capex (over ``building_life_months``); power and site
 operations are cost of goods, as is depreciation.
 """
@@ -41,6 +53,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from marketsim.entry import operating_mean
+from marketsim.entry import starting_capacity
 from marketsim.finance import affordable_share
 from marketsim.finance import capex_budget
 from marketsim.schema import Param
@@ -55,9 +69,14 @@ from marketsim.sectors.base import smooth
 from marketsim.sectors.base import smoothing_param
 from marketsim.sectors.compute_pricing import compute_price
 from marketsim.sectors.compute_pricing import compute_pricing_params
+from marketsim.sectors.fleet import GenerationFleet
+from marketsim.sectors.fleet import SlotGenerations
+from marketsim.sectors.fleet import newest_first
+from marketsim.sectors.fleet import run_newest_first
+from marketsim.technology import GenerationSchedule
 
 
-class Datacenter(Sector):
+class Datacenter(GenerationFleet, Sector):
     """Data-center operators (see module doc)."""
 
     name = "datacenter"
@@ -282,6 +301,20 @@ class Datacenter(Sector):
         n = self.count
         life = p["useful_life_months"]
         self.life = life
+        self.schedule = GenerationSchedule.of(self.model)
+        """When accelerator generations launch and what each delivers (`marketsim.technology`)."""
+        self.newest_generation = 0
+        """Newest accelerator generation on sale this month (what new orders are)."""
+        self.generations = SlotGenerations(
+            np.zeros(life, dtype=int), np.zeros(p["delivery_lead_months"], dtype=int)
+        )
+        """Generation of each vintage slot and delivery-pipeline slot (shared by operators)."""
+        self.retired_early = np.zeros(n)
+        """Accelerators retired this month before their accounting life ended (economic life)."""
+        self.writedown = np.zeros(n)
+        """Book value written off this month on accelerators retired early (USD)."""
+        self.usable_reference = np.zeros(n)
+        """Usable accelerators in reference (generation-0) equivalents."""
         per_vintage = np.full((n, life), p["initial_accelerators"] / life)
         self.vintage_units = per_vintage
         unit_capex = self._unit_capex_guess()
@@ -306,7 +339,7 @@ class Datacenter(Sector):
         sigma = p["plan_dispersion"]
         self.aggressiveness = np.exp(sigma * self.rng.standard_normal(n) - 0.5 * sigma**2)
         """Each operator's multiplier on planned capacity (mean one): some build bolder."""
-        capacity = self.fleet * HOURS_PER_MONTH * p["availability"]
+        capacity = self.reference_fleet * HOURS_PER_MONTH * p["availability"]
         self.demand_smoothed = capacity * p["target_utilization"]
         self.growth_smoothed = 0.0
         """Smoothed monthly growth of the whole compute market's demand (share)."""
@@ -340,35 +373,21 @@ class Datacenter(Sector):
             + self.params["server_overhead_usd_per_accelerator"]
         )
 
-    @property
-    def fleet(self) -> np.ndarray:
-        """Accelerators installed per operator."""
-        return self.vintage_units.sum(axis=1)
-
-    @property
-    def mw_per_accelerator(self) -> float:
-        """Facility MW drawn per accelerator (kW x PUE / 1000)."""
-        return self.params["kw_per_accelerator"] * self.params["pue"] / 1000.0
-
     # -- phases ---------------------------------------------------------------------------
 
     def observe(self, step: int) -> None:
         slot = step % self.life
-        ledger = self.model.ledger
-        retiring = self.vintage_units[:, slot].copy()
-        self.move_goods(
-            "accelerators", self.accounts, ledger.account("scrap"), retiring, "retirement"
-        )
-        kits_retiring = np.minimum(self.kits, retiring * self.params["kits_per_accelerator"])
-        self.move_goods(
-            "network_kits", self.accounts, ledger.account("scrap"), kits_retiring, "retirement"
-        )
-        self.kits -= kits_retiring
+        self.newest_generation = self.schedule.generation_at(step)
+        self._retire(self.vintage_units[:, slot].copy())
         arriving = shift_pipeline(self.accelerator_pipeline)
         self.vintage_units[:, slot] = arriving
         self.vintage_cost[:, slot] = shift_pipeline(self.pending_cost)
+        self.vintage_generation[slot] = self.order_generation[0]
+        self.order_generation[:-1] = self.order_generation[1:]
+        self.order_generation[-1] = self.newest_generation
         self.kits += shift_pipeline(self.kit_pipeline)
         self.shell_mw += shift_pipeline(self.shell_pipeline)
+        self._retire_uneconomic(step)
 
     def bid(self, market, block) -> None:
         alive = self.alive
@@ -381,13 +400,17 @@ class Datacenter(Sector):
                 self.kit_order * market.book.seller_price.mean()
             )
         else:  # power: enough for the whole installed fleet, within the built shell
-            demand = np.minimum(self.shell_mw, self.fleet * self.mw_per_accelerator)
+            fleet_mw = self.fleet_mw
+            demand = np.minimum(self.shell_mw, fleet_mw)
             queued = self.shell_mw + self.shell_pipeline.sum(axis=1)
             market.book.buyer_forward_demand[block] = np.where(alive, queued, 0.0)
             # the most a MWh is worth: the compute it runs (used by auction mechanisms)
-            value_per_mw = capped_quotient(
-                self.price * self.params["availability"], self.mw_per_accelerator
+            reference_per_mw = np.where(
+                fleet_mw > 0,
+                capped_quotient(self.reference_fleet, fleet_mw),
+                capped_quotient(1.0, self.mw_per_accelerator),
             )
+            value_per_mw = self.price * self.params["availability"] * reference_per_mw
             market.book.buyer_limit_price[block] = capped_quotient(
                 value_per_mw, market.billed_units_per_unit / HOURS_PER_MONTH
             )
@@ -398,7 +421,7 @@ class Datacenter(Sector):
         value = outcome.buyer_value[block] * market.billed_units_per_unit
         if market.name == "accelerators":
             self.accelerator_pipeline[:, -1] += filled
-            overhead = filled * self.params["server_overhead_usd_per_accelerator"]
+            overhead = filled * self._server_overhead()
             self.pay(overhead, "suppliers", "capex")
             self.pending_cost[:, -1] += value + overhead
             self.it_book += value + overhead
@@ -423,12 +446,16 @@ class Datacenter(Sector):
 
     def offer(self, market, block) -> None:
         p = self.params
-        powered = capped_quotient(np.minimum(self.power_mw, self.shell_mw), self.mw_per_accelerator)
-        networked = capped_quotient(self.kits, p["kits_per_accelerator"])
-        self.usable = np.where(
-            self.alive, np.minimum(self.fleet, np.minimum(networked, powered)), 0.0
+        running = run_newest_first(
+            self.vintage_units,
+            self.vintage_mw,
+            newest_first(self.vintage_generation),
+            capped_quotient(self.kits, p["kits_per_accelerator"]),
+            np.minimum(self.power_mw, self.shell_mw),
         )
-        self.offered = self.usable * HOURS_PER_MONTH * p["availability"]
+        self.usable = np.where(self.alive, running.sum(axis=1), 0.0)
+        self.usable_reference = np.where(self.alive, running @ self.vintage_performance, 0.0)
+        self.offered = self.usable_reference * HOURS_PER_MONTH * p["availability"]
         market.book.seller_price[block] = self.price
         market.book.seller_capacity[block] = self.offered
 
@@ -480,24 +507,29 @@ class Datacenter(Sector):
         )
         hours = hours / np.clip(boldness, 1.0 / MAX_RESPONSE, MAX_RESPONSE)
 
+        # targets in reference accelerators; what is ordered is the newest generation
         lead = p["delivery_lead_months"]
         target_fleet = capped_quotient(
             self.demand_smoothed * (1.0 + expected_growth) ** lead, hours
         )
+        units, reference, mw = self._committed(step, lead)
         shell_at_delivery = self.shell_mw + self.shell_pipeline[:, :lead].sum(axis=1)
-        powered_at_delivery = capped_quotient(shell_at_delivery, self.mw_per_accelerator)
+        powered_at_delivery = reference + capped_quotient(
+            np.maximum(shell_at_delivery - mw, 0.0), self.mw_per_accelerator
+        )
         target_fleet = np.minimum(target_fleet, powered_at_delivery * (1.0 + p["strand_tolerance"]))
-        due = self._retiring_within(step, lead)
-        on_order = self.accelerator_pipeline.sum(axis=1)
-        accelerators = np.maximum(0.0, target_fleet + due - self.fleet - on_order)
-        kits_target = (self.fleet - due + on_order + accelerators) * p["kits_per_accelerator"]
+        accelerators = capped_quotient(
+            np.maximum(0.0, target_fleet - reference),
+            self.schedule.performance_of(self.newest_generation),
+        )
+        kits_target = (units + accelerators) * p["kits_per_accelerator"]
         kits = np.maximum(0.0, kits_target - self.kits - self.kit_pipeline.sum(axis=1))
 
         build_lead = p["construction_lead_months"]
         fleet_later = capped_quotient(
             self.demand_smoothed * (1.0 + expected_growth) ** build_lead, hours
         )
-        shell_target = fleet_later * self.mw_per_accelerator
+        shell_target = mw + np.maximum(fleet_later - reference, 0.0) * self.mw_per_accelerator
         shell = np.maximum(0.0, shell_target - self.shell_mw - self.shell_pipeline.sum(axis=1))
 
         # funding, in the order things earn: kits for accelerators already installed (a small
@@ -536,7 +568,7 @@ class Datacenter(Sector):
         divided by the hours sold per month.
         """
         p = self.params
-        mw = self.mw_per_accelerator
+        mw = self.mw_per_new_accelerator
         monthly = (
             (self._unit_prices() + self._kit_price() * p["kits_per_accelerator"])
             / p["useful_life_months"]
@@ -544,20 +576,19 @@ class Datacenter(Sector):
             + mw * p["site_opex_usd_per_mw_month"]
             + mw * self.power_price_usd_per_mwh * self.power_billed_hours
         )
-        return capped_quotient(
-            monthly, HOURS_PER_MONTH * p["availability"] * p["target_utilization"]
+        hours = (
+            HOURS_PER_MONTH
+            * p["availability"]
+            * p["target_utilization"]
+            * self.schedule.performance_of(self.newest_generation)
         )
-
-    def _retiring_within(self, step: int, months: int) -> np.ndarray:
-        """Accelerators that reach end of life in the next ``months`` months."""
-        slots = (step + 1 + np.arange(months)) % self.life
-        return self.vintage_units[:, slots].sum(axis=1)
+        return capped_quotient(monthly, hours)
 
     def _unit_prices(self) -> float:
         """Expected cost per accelerator (mean posted price + rest of the server), USD."""
         market = self.model.markets.get("accelerators")
         price = float(market.book.seller_price.mean()) if market and market.book.n_sellers else 0
-        return price + self.params["server_overhead_usd_per_accelerator"]
+        return price + self._server_overhead()
 
     def _kit_price(self) -> float:
         market = self.model.markets.get("network_kits")
@@ -587,6 +618,9 @@ class Datacenter(Sector):
             self.shell_depreciation,
             self.accelerator_order,
             self.kit_order,
+            self.retired_early,
+            self.writedown,
+            self.usable_reference,
         ):
             array[defaulted] = 0.0
 
@@ -597,27 +631,13 @@ class Datacenter(Sector):
         """Installed accelerators that cannot run: unpowered or unnetworked."""
         return np.maximum(0.0, self.fleet - self.usable)
 
-    def input_limits(self) -> dict[str, np.ndarray]:
-        """Accelerators each input could keep running this step, per operator (the recipe).
-
-        ``accelerators``: the installed fleet; ``network``: kits over kits per accelerator;
-        ``power``: power bought over facility MW per accelerator; ``buildings``: the built
-        shell over facility MW per accelerator. The usable fleet is their minimum (Leontief),
-        so the smallest names the input that binds.
-        """
-        p = self.params
-        alive = self.alive
-        limits = {
-            "accelerators": self.fleet,
-            "network": capped_quotient(self.kits, p["kits_per_accelerator"]),
-            "power": capped_quotient(self.power_mw, self.mw_per_accelerator),
-            "buildings": capped_quotient(self.shell_mw, self.mw_per_accelerator),
-        }
-        return {name: np.where(alive, value, 0.0) for name, value in limits.items()}
-
     def installed_capacity(self) -> np.ndarray:
-        """Accelerator-hours the whole fleet could sell if powered and networked."""
-        return np.where(self.alive, self.fleet, 0.0) * HOURS_PER_MONTH * self.params["availability"]
+        """Reference accelerator-hours the whole fleet could sell if powered and networked."""
+        return (
+            np.where(self.alive, self.reference_fleet, 0.0)
+            * HOURS_PER_MONTH
+            * self.params["availability"]
+        )
 
     def book_value(self) -> np.ndarray:
         return self.it_book + self.shell_book
@@ -634,6 +654,7 @@ class Datacenter(Sector):
         return {
             "price_usd_per_acc_hour": self.price,
             "accelerators": self.fleet,
+            "reference_accelerators": self.reference_fleet,
             "accelerators_on_order": self.accelerator_pipeline.sum(axis=1),
             "usable_accelerators": self.usable,
             "stranded_accelerators": self.stranded,
@@ -642,3 +663,19 @@ class Datacenter(Sector):
             "shell_under_construction_mw": self.shell_pipeline.sum(axis=1),
             "power_mw": self.power_mw,
         }
+
+    def on_entry(self, entering) -> None:
+        """Entrants (mask) build ``entry_scale`` x the operating operators' mean shell (MW) from
+        their cash, post their mean price and plan for that share of their mean demand; they
+        buy accelerators and kits by the ordinary plan with the cash left."""
+        p = self.params
+        cost = p["build_cost_usd_per_mw"]
+        built = starting_capacity(self, entering, self.shell_mw, cost)
+        self.pay(built * cost, "suppliers", "capex")
+        self.shell_book += built * cost
+        self.shell_depreciation += built * cost / p["building_life_months"]
+        self.shell_mw += built
+        demand = p["entry_scale"] * operating_mean(self, entering, self.demand_smoothed, 0.0)
+        self.demand_smoothed = np.where(entering, demand, self.demand_smoothed)
+        price = operating_mean(self, entering, self.price, p["initial_price_usd_per_acc_hour"])
+        self.price = np.where(entering, price, self.price)

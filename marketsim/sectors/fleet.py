@@ -19,6 +19,7 @@ life. The book value left on it is written off (`remaining_book_share`).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -53,15 +54,22 @@ def run_newest_first(
         Running accelerators per operator and slot, each between 0 and ``units``.
     """
     ranked = units[:, order]
-    ranked_mw = ranked * mw[order]
-    units_before = np.cumsum(ranked, axis=1) - ranked
-    mw_before = np.cumsum(ranked_mw, axis=1) - ranked_mw
+    units_before = _sum_before(ranked)
+    mw_before = _sum_before(ranked * mw[order])
     by_kits = np.asarray(kit_room, dtype=float)[:, None] - units_before
     power_left = np.maximum(np.asarray(power_room, dtype=float)[:, None] - mw_before, 0.0)
     by_power = capped_quotient(power_left, mw[order])
     running = np.clip(np.minimum(by_kits, by_power), 0.0, ranked)
     out = np.empty_like(running)
     out[:, order] = running
+    return out
+
+
+def _sum_before(values: np.ndarray) -> np.ndarray:
+    """Exclusive running sum along each row (no cancellation: ``cumsum - values`` loses a
+    small term next to a large one)."""
+    out = np.zeros_like(values)
+    np.cumsum(values[:, :-1], axis=1, out=out[:, 1:])
     return out
 
 
@@ -122,18 +130,45 @@ def due_within(step: int, months: int, life: int) -> np.ndarray:
     return mask
 
 
+@dataclass
+class SlotGenerations:
+    """Generation of the accelerators in each vintage slot and each delivery-pipeline slot.
+
+    The same for every operator (all accelerators bought in a month are the generation on sale
+    then), so held once, outside the per-operator arrays.
+
+    Args:
+        vintage: generation per vintage slot (slots of the useful-life ring buffer).
+        on_order: generation per delivery-pipeline slot (column 0 arrives next).
+    """
+
+    vintage: np.ndarray
+    on_order: np.ndarray
+
+
 class GenerationFleet:
     """The fleet-by-generation half of a data-center sector (mixed into `Datacenter`).
 
     Expects of the sector: ``params``, ``vintage_units`` and ``vintage_cost`` (operators x
-    slots), ``vintage_generation`` (slots), ``order_generation`` (delivery pipeline slots),
+    slots), ``generations`` (`SlotGenerations`),
     ``accelerator_pipeline``, ``kits``, ``power_mw``, ``shell_mw``, ``it_book``, ``price``,
     ``power_price_usd_per_mwh``, ``power_billed_hours``, ``newest_generation``, ``life`` and
     ``schedule`` (a `GenerationSchedule`), plus the `Sector` helpers.
     """
 
     schedule: GenerationSchedule
+    generations: SlotGenerations
     params: Any
+
+    @property
+    def vintage_generation(self) -> np.ndarray:
+        """Generation of the accelerators in each vintage slot."""
+        return self.generations.vintage
+
+    @property
+    def order_generation(self) -> np.ndarray:
+        """Generation of the accelerators in each slot of the delivery pipeline."""
+        return self.generations.on_order
 
     @property
     def fleet(self) -> np.ndarray:
