@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from marketsim.bottleneck import BOTTLENECK_METRICS
 from marketsim.credit import CREDIT_METRICS
+from marketsim.entry import ENTRY_METRICS
 from marketsim.finance import FINANCE_TABLE
 from marketsim.graph import GRAPH_TABLE
 from marketsim.markets.market import GoodSpec
@@ -127,9 +128,11 @@ def marketsim_register_metrics(register):
         register(metric)
     for metric in CREDIT_METRICS:
         register(metric)
+    for metric in CAPITAL_MARKET_METRICS:
+        register(metric)
     for metric in BOTTLENECK_METRICS:
         register(metric)
-    for metric in CAPITAL_MARKET_METRICS:
+    for metric in ENTRY_METRICS:
         register(metric)
 
 

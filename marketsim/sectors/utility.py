@@ -33,6 +33,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from marketsim.entry import operating_mean
+from marketsim.entry import starting_capacity
 from marketsim.finance import affordable_share
 from marketsim.finance import capex_budget
 from marketsim.schema import Param
@@ -382,3 +384,18 @@ class Utility(Sector):
             "capacity_mw": self.capacity_mw,
             "capacity_on_order_mw": self.capacity_pipeline.sum(axis=1),
         }
+
+    def on_entry(self, entering) -> None:
+        """Entrants (mask) build ``entry_scale`` x the operating utilities' mean capacity (MW)
+        at ``build_cost_usd_per_mw`` from their cash and post their mean tariff."""
+        p = self.params
+        cost = p["build_cost_usd_per_mw"]
+        built = starting_capacity(self, entering, self.capacity_mw, cost)
+        self.pay(built * cost, "suppliers", "capex")
+        self.asset_book += built * cost
+        self.asset_depreciation += built * cost / p["asset_life_months"]
+        self.capacity_mw += built
+        demand = built * (1.0 - p["target_reserve_margin"])
+        self.demand_smoothed = np.where(entering, demand, self.demand_smoothed)
+        tariff = operating_mean(self, entering, self.tariff, p["initial_tariff_usd_per_mwh"])
+        self.tariff = np.where(entering, tariff, self.tariff)

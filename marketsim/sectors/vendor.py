@@ -25,6 +25,8 @@ from typing import ClassVar
 
 import numpy as np
 
+from marketsim.entry import operating_mean
+from marketsim.entry import starting_capacity
 from marketsim.finance import affordable_share
 from marketsim.finance import capex_budget
 from marketsim.schema import Param
@@ -257,3 +259,17 @@ class EquipmentVendor(Sector):
             "capacity_on_order": self.capacity_pipeline.sum(axis=1),
             "market_share": self.market_share,
         }
+
+    def on_entry(self, entering) -> None:
+        """Entrants (mask) buy ``entry_scale`` x the operating vendors' mean capacity at
+        ``capacity_cost_usd_per_unit_month`` from their cash and post their mean price."""
+        p = self.params
+        cost = p["capacity_cost_usd_per_unit_month"]
+        built = starting_capacity(self, entering, self.capacity_units, cost)
+        self.pay(built * cost, self.supplier_account, "capex")
+        self.capex_book += built * cost
+        self.capex_depreciation += built * cost / p["capacity_life_months"]
+        self.capacity_units += built
+        self.demand_smoothed = np.where(entering, 0.9 * built, self.demand_smoothed)
+        mean_price = operating_mean(self, entering, self.price, p["initial_price_usd"])
+        self.price = np.where(entering, mean_price, self.price)
