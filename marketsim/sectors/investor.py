@@ -63,6 +63,7 @@ from marketsim.schema import Param
 from marketsim.schema import TableSchema
 from marketsim.sectors.base import Sector
 from marketsim.sectors.base import bounded_power
+from marketsim.sectors.base import capped_quotient
 
 MAX_VALUATION_RATIO = 100.0
 """Highest valuation / fundamental value the deviation ``x`` may reach (see module doc)."""
@@ -576,7 +577,8 @@ def earnings_multiple_years(growth, discount: float, long_run: float, horizon: f
     ``long_run`` forever, discounted at ``discount`` (all per year; years of earnings).
 
     ``sum_(k=1..H) q**k + q**H * (1 + long_run) / (discount - long_run)`` with
-    ``q = (1 + growth) / (1 + discount)``; at ``q = 1`` the first sum is ``H``.
+    ``q = (1 + growth) / (1 + discount)``; at ``q = 1`` the first sum is ``H``. At most
+    ``MAX_EARNINGS_MONTHS / 12`` years.
     """
     q = (1.0 + np.asarray(growth, dtype=float)) / (1.0 + discount)
     grown = q**horizon
@@ -585,7 +587,9 @@ def earnings_multiple_years(growth, discount: float, long_run: float, horizon: f
     stage = np.where(
         near_one, horizon, np.divide(q * (1.0 - grown), gap, out=np.zeros_like(q), where=~near_one)
     )
-    return stage + grown * (1.0 + long_run) / (discount - long_run)
+    most = MAX_EARNINGS_MONTHS / 12.0  # as long_run nears discount the perpetuity diverges
+    terminal = capped_quotient(1.0 + long_run, discount - long_run, most)
+    return np.minimum(stage + grown * terminal, most)
 
 
 def _shares(weights: np.ndarray) -> np.ndarray:
