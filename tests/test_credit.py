@@ -185,7 +185,7 @@ def test_bubble_takes_more_credit_losses_and_lenders_tighten():
 
 def test_caution_rises_after_the_worst_month_of_losses():
     """Minsky: in every bubble replication with losses, caution is higher after the worst
-    month of losses than before it."""
+    month of losses than before it (unless it was already at its cap)."""
     results = replications("bubble")
     checked = 0
     for _, chain in results.chain.groupby("replication"):
@@ -194,7 +194,8 @@ def test_caution_rises_after_the_worst_month_of_losses():
         if chain["credit_losses"].iloc[worst] <= 0 or worst == 0:
             continue
         checked += 1
-        assert chain["lender_caution"].iloc[worst] > chain["lender_caution"].iloc[worst - 1]
+        after, before = chain["lender_caution"].iloc[[worst, worst - 1]]
+        assert after > before or after == pytest.approx(MAX_CAUTION)  # or already at its cap
     assert checked >= REPLICATIONS // 2
 
 
