@@ -86,6 +86,8 @@ NULLABLE = {
         "fundamental_value",  # null without a capital market
         "return_on_invested_capital",  # null when invested capital <= $1
         "credit_spread",  # null without debt
+        "valuation_to_fundamental",  # null for the investor sector, without a capital market
+        "trend_follower_share",  # null for the investor sector, without a capital market
     },
     "markets": set(),
     "chain": {
@@ -95,6 +97,7 @@ NULLABLE = {
         "utilization",  # null without an installed fleet
         "valuation_to_fundamental",  # null without fundamental value or capital market
         "trend_follower_share",  # null without a capital market
+        "investor_cash_share",  # null without a capital market
         "stranded_accelerators",  # null without a data-center sector
         "electricity_twh_per_year",  # null without a power market
         "consumer_surplus",  # null without an end_demand sector
