@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from marketsim.entry import operating_mean
 from marketsim.schema import Param
 from marketsim.sectors.base import Sector
 from marketsim.sectors.base import bounded_power
@@ -278,3 +279,16 @@ class Inference(Sector):
             "compute_bought_acc_hours": self.compute_bought,
             "market_share": self.market_share,
         }
+
+    def on_entry(self, entering) -> None:
+        """Entrants (mask) license the operating firms' mean software (efficiency), post their
+        mean price and plan for ``entry_scale`` x their mean smoothed token demand."""
+        p = self.params
+        start = p["tokens_per_acc_hour_millions"]
+        efficiency = operating_mean(self, entering, self.efficiency, start)
+        price = operating_mean(self, entering, self.price, p["initial_price_usd_per_mtoken"])
+        demand = p["entry_scale"] * operating_mean(self, entering, self.demand_smoothed, 0.0)
+        self.efficiency = np.where(entering, efficiency, self.efficiency)
+        self.price = np.where(entering, price, self.price)
+        self.demand_smoothed = np.where(entering, demand, self.demand_smoothed)
+        self.growth_smoothed = np.where(entering, 0.0, self.growth_smoothed)
