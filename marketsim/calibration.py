@@ -96,12 +96,12 @@ PUBLIC_FIGURES = (
     ),
     PublicFigure(
         "electricity",
-        "data-center electricity",
+        "AI data-center electricity",
         "TWh per year",
-        476.0,
-        415.0,
-        503.0,
-        "world, 2025: IEA 2024 and 2030 interpolated (derived)",
+        93.2,
+        83.0,
+        103.4,
+        "world AI load, 2025: ~20% of IEA's 415 TWh (2024), grown (derived)",
     ),
 )
 """The comparison figures, derived in docs/calibration.md."""

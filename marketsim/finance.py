@@ -275,14 +275,17 @@ def surplus_cash(model: SupplyChainModel) -> np.ndarray:
     """Cash above each firm's buffer (USD): what it does not need.
 
     The buffer is ``cash_buffer_months`` of this month's cash costs (cost of goods, opex,
-    interest) plus its capex this month (its planned spending rate).
+    interest) plus its capex this month (its planned spending rate). Only firms that earned
+    revenue this month pay out: a firm not (yet) trading, such as a passive plugin sector or
+    one whose plant is still being built, keeps the cash it was given.
     """
     firms = model.firms
     ledger = model.ledger
     capex = ledger.flow_out[0, ledger.flows.CAPEX, : firms.n]
     needs = firms.monthly_costs_so_far() + capex
     buffer = model.experiment["finance"]["cash_buffer_months"] * needs
-    return np.maximum(0.0, firms.cash - buffer)
+    earning = ledger.flow_in[0, ledger.flows.REVENUE, : firms.n] > 0.0
+    return np.where(earning, np.maximum(0.0, firms.cash - buffer), 0.0)
 
 
 def reprice(model: SupplyChainModel, new_lending: np.ndarray) -> None:

@@ -3,7 +3,7 @@
 Built-in sectors, mechanisms and plugins describe their configuration tables with `Param`
 and `TableSchema`; `marketsim.config` validates experiment files against them and
 `docs/experiments.md` documents them. A default's ``source`` names the line of
-``shared/CALIBRATION.md`` it comes from, or says ``"assumption"``.
+``docs/calibration.md`` it comes from, or says ``"assumption"``.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ class Param:
         lt: the value must be strictly less than this.
         choices: allowed values, if the key is an enumeration.
         item_kind: type of each item when ``kind`` is list.
-        source: where the default comes from: a CALIBRATION.md line or ``"assumption"``.
+        source: where the default comes from: a docs/calibration.md line or ``"assumption"``.
     """
 
     kind: type

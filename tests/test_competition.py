@@ -7,14 +7,20 @@ flows, so a sector's margin and value share weigh each month by its gross profit
 
 from __future__ import annotations
 
+import tomllib
+
 import numpy as np
+from economy import EXPERIMENTS
 from economy import assert_lowers
 from economy import assert_raises
 from economy import sector_rows
 
+_BASELINE_CHIPS = tomllib.loads((EXPERIMENTS / "baseline.toml").read_text("utf-8"))["agents"][
+    "chip_vendor"
+]
 MORE_CHIP_VENDORS = (
-    "agents.chip_vendor.count=6",
-    "agents.chip_vendor.capacity_per_month=50000",
+    f"agents.chip_vendor.count={2 * _BASELINE_CHIPS['count']}",
+    f"agents.chip_vendor.capacity_per_month={_BASELINE_CHIPS['capacity_per_month'] / 2}",
     "output.firm_level=true",
 )
 """Twice the chip vendors with the same total capacity (the leader keeps its capacity share)."""

@@ -21,15 +21,15 @@ class ChipVendor(EquipmentVendor):
             unit="accelerators",
             capacity=(
                 100_000.0,
-                "assumption: ~3.6M accelerators a year from 3 vendors (CALIBRATION.md chips: "
+                "assumption: ~3.6M accelerators a year from 3 vendors (docs/calibration.md: chips: "
                 "data center revenue $115.2B/yr incl. systems and networking, at ~$27.5k)",
             ),
             unit_cost=(
                 6_900.0,
-                "CALIBRATION.md chips: vendor gross margin about 75% x "
+                "docs/calibration.md: chips: vendor gross margin about 75% x "
                 "H100-class list price $25k-30k",
             ),
-            price=(27_500.0, "CALIBRATION.md chips: H100-class list price $25k-30k (middle)"),
+            price=(27_500.0, "docs/calibration.md: chips: H100-class list price $25k-30k (middle)"),
             elasticity=(
                 1.0,
                 "docs/calibration.md: chips: vendor gross margin about 75%: with the "

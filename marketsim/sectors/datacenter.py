@@ -122,7 +122,7 @@ class Datacenter(GenerationFleet, Sector):
                 "kW",
                 gt=0,
                 le=1000,
-                source="CALIBRATION.md chips: H100 700 W x whole server about 1.8",
+                source="docs/calibration.md: chips: H100 700 W x whole server about 1.8",
             ),
             "pue": Param(
                 float,
@@ -131,7 +131,7 @@ class Datacenter(GenerationFleet, Sector):
                 "ratio",
                 ge=1,
                 le=10,
-                source="CALIBRATION.md power: PUE AI builds under 1.3",
+                source="docs/calibration.md: power: PUE AI builds under 1.3",
             ),
             "kits_per_accelerator": Param(
                 float,
@@ -158,7 +158,7 @@ class Datacenter(GenerationFleet, Sector):
                 "months",
                 ge=2,
                 le=240,
-                source="CALIBRATION.md data centers: server useful life 5-6 years",
+                source="docs/calibration.md: data centers: server useful life 5-6 years",
             ),
             "building_life_months": Param(
                 int,
@@ -185,7 +185,7 @@ class Datacenter(GenerationFleet, Sector):
                 "months",
                 ge=1,
                 le=120,
-                source="CALIBRATION.md data centers: construction 18-24 months (middle)",
+                source="docs/calibration.md: data centers: construction 18-24 months (middle)",
             ),
             "build_cost_usd_per_mw": Param(
                 float,
@@ -194,7 +194,7 @@ class Datacenter(GenerationFleet, Sector):
                 "USD per MW",
                 ge=0,
                 le=1e10,
-                source="CALIBRATION.md data centers: build cost about $11.7M per MW",
+                source="docs/calibration.md: data centers: build cost about $11.7M per MW",
             ),
             "server_overhead_usd_per_accelerator": Param(
                 float,
@@ -203,7 +203,7 @@ class Datacenter(GenerationFleet, Sector):
                 "USD per accelerator",
                 ge=0,
                 le=1e9,
-                source="CALIBRATION.md chips: server cost about 1.64 x accelerator price",
+                source="docs/calibration.md: chips: server cost about 1.64 x accelerator price",
             ),
             "site_opex_usd_per_mw_month": Param(
                 float,
@@ -221,7 +221,7 @@ class Datacenter(GenerationFleet, Sector):
                 "USD per accelerator-hour",
                 gt=0,
                 le=1e6,
-                source="CALIBRATION.md compute: H100 rental about $1.70-2.35 2025-2026",
+                source="docs/calibration.md: compute: H100 rental about $1.70-2.35 2025-2026",
             ),
             **compute_pricing_params(),
             "target_utilization": Param(
@@ -293,6 +293,17 @@ class Datacenter(GenerationFleet, Sector):
                 le=1,
                 source="assumption",
             ),
+            "initial_demand_growth_per_month": Param(
+                float,
+                0.04,
+                "smoothed monthly growth of compute demand operators have observed "
+                "before the start (their first plans extrapolate it; later months learn it)",
+                "share per month",
+                ge=-0.5,
+                le=1,
+                source="docs/calibration.md: data centers: capex of the four largest US "
+                "hyperscalers +63% 2023-2024 and about +60% 2024-2025 (about 4% a month)",
+            ),
         },
     )
 
@@ -341,7 +352,7 @@ class Datacenter(GenerationFleet, Sector):
         """Each operator's multiplier on planned capacity (mean one): some build bolder."""
         capacity = self.reference_fleet * HOURS_PER_MONTH * p["availability"]
         self.demand_smoothed = capacity * p["target_utilization"]
-        self.growth_smoothed = 0.0
+        self.growth_smoothed = float(p["initial_demand_growth_per_month"])
         """Smoothed monthly growth of the whole compute market's demand (share)."""
         self.power_mw = np.zeros(n)
         self.usable = np.zeros(n)

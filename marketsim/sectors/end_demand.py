@@ -80,7 +80,7 @@ class EndDemand(Sector):
                 "ratio",
                 ge=0,
                 le=10,
-                source="CALIBRATION.md revenue gap: not published; a parameter to sweep",
+                source="docs/calibration.md: revenue gap: not published; a parameter to sweep",
             ),
             "adoption_floor": Param(
                 float,

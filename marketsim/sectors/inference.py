@@ -94,7 +94,7 @@ class Inference(Sector):
                 ge=0,
                 le=1,
                 source="assumption: 2%/month (27%/year), a slice of the ~10x/year fall in "
-                "price at fixed capability (CALIBRATION.md compute)",
+                "price at fixed capability (docs/calibration.md: compute)",
             ),
             "efficiency_gain": Param(
                 float,

@@ -22,7 +22,7 @@ class NetworkVendor(EquipmentVendor):
             unit_cost=(2_750.0, "assumption: 50% gross margin on the kit price"),
             price=(
                 5_500.0,
-                "CALIBRATION.md network: interconnect 9-13% of cluster cost "
+                "docs/calibration.md: network: interconnect 9-13% of cluster cost "
                 "(about 11% of ~$50k per accelerator)",
             ),
             elasticity=(

@@ -105,7 +105,7 @@ class Utility(Sector):
                 "USD per MWh",
                 ge=0,
                 le=1e5,
-                source="assumption: below the all-in PPA prices of CALIBRATION.md power "
+                source="assumption: below the all-in PPA prices of docs/calibration.md: power "
                 "($57-75/MWh), which include capital",
             ),
             "tariff_regime": Param(
@@ -190,7 +190,8 @@ class Utility(Sector):
                 "months",
                 ge=1,
                 le=240,
-                source="CALIBRATION.md power: interconnection 3-5 years; large loads 4-7 years",
+                source="docs/calibration.md: power: interconnection 3-5 years; large loads "
+                "4-7 years",
             ),
             "growth_smoothing": smoothing_param(0.1, "demand growth"),
             "planning_growth_weight": Param(

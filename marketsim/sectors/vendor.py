@@ -213,12 +213,13 @@ class EquipmentVendor(Sector):
         self.capex_book -= depreciation
         self.model.firms.charge_depreciation(self.rows, depreciation)
 
-        self.demand_smoothed = smooth(self.demand_smoothed, self.requested, p["demand_smoothing"])
+        faced = self.residual_demand()
+        self.demand_smoothed = smooth(self.demand_smoothed, faced, p["demand_smoothing"])
         self.market_share = smoothed_shares(
             self.market_share, self.sold, self.alive, p["share_smoothing"]
         )
         target = lerner_scarcity_target(
-            p, self.unit_cost, self.market_share, self.price, self.requested, self.capacity_units
+            p, self.unit_cost, self.market_share, self.price, faced, self.capacity_units
         )
         self.price = partial_adjustment(self.price, target, p["price_adjustment"])
 
@@ -238,6 +239,19 @@ class EquipmentVendor(Sector):
         self.capex_depreciation += capex / p["capacity_life_months"]
         shrink = (ratio < 0.5) & (installed > 0)
         self.capacity_units[shrink] *= 1.0 - p["capacity_decay_per_month"]
+
+    def residual_demand(self) -> np.ndarray:
+        """Demand each vendor faces this month (units): its own orders, or more in a tight market.
+
+        Buyers first ask the vendors they prefer by price (``requested``); orders a sold-out
+        vendor cannot fill spill over to the others. So when the sector's orders exceed its
+        capacity (tightness ``T`` = orders / capacity > 1), every vendor faces at least ``T``
+        times its own capacity: a leader priced above its challengers still sells out while
+        they are rationed, and reads that as demand, not as a reason to shrink.
+        """
+        capacity = np.where(self.alive, self.capacity_units, 0.0)
+        tightness = capped_quotient(float(self.requested.sum()), float(capacity.sum()))
+        return np.maximum(self.requested, tightness * capacity)
 
     def on_default(self, defaulted) -> None:
         self.capacity_units[defaulted] = 0.0
