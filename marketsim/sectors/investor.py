@@ -16,9 +16,10 @@ eats the earnings it was to add, so observed growth turns negative.
 fundamental - 1:
     R * x_s,t = n_s,t * (g * x_s,t-1 + b_s,t) + shock_s,t
 Fundamentalists (net cost ``C``) expect x to return to 0; trend followers extrapolate x and
-the sector's *realised* excess return: ``b_s,t = trend_bias + h * m_s`` with ``m_s`` the
-smoothed realised excess return (price change relative to fundamentals plus the fundamental
-news below) and ``h = return_extrapolation_months``. Strategy fitness is BH's realised
+the sector's *realised* excess return on fundamental equity: ``b_s,t = trend_bias + h * m_s``
+with ``m_s`` the smoothed fundamental news below (change in fundamental value plus dividends,
+less new equity and the required return) and ``h = return_extrapolation_months``; the price
+change relative to fundamentals enters through ``g * x`` itself. Strategy fitness is BH's realised
 profit, scored on the realised excess return ``x_s,t-1 - R x_s,t-2 + delta_s,t-1`` where
 ``delta`` (BH's dividend noise) is the sector's fundamental news: the change in its firms'
 fundamental equity (unfloored) plus dividends less new equity and the required return, per
@@ -266,8 +267,9 @@ class Investor(Sector):
             "return_extrapolation_months": Param(
                 float,
                 0.5,
-                "months of their sector's smoothed realised excess return (dividends plus "
-                "price change) trend followers add to their forecast of x",
+                "months of their sector's smoothed fundamental news (realised excess return "
+                "on fundamental equity: change in fundamental value plus dividends) trend "
+                "followers add to their forecast of x",
                 "months",
                 ge=0,
                 le=120,
@@ -395,7 +397,6 @@ class Investor(Sector):
                 np.maximum(self.equity_value, 0.0), NEWS_BASE_SHARE * self.gross_capital
             )
             news = np.divide(gain, base, out=np.zeros_like(gain), where=base >= MIN_VALUATION_USD)
-            pass
             self.news = np.clip(news, -1.0, MAX_MONTHLY_RETURN)
         self.equity_value, self.gross_capital = equity_value, gross_capital
         self.valued_before = True
