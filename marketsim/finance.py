@@ -232,7 +232,7 @@ def close_books(model: SupplyChainModel) -> None:
     dividends = np.minimum(dividends, np.maximum(firms.cash, 0.0))
     model.pay_dividends(dividends)
 
-    excess = np.where(alive & ~_capital_suppliers(model), surplus_cash(model), 0.0)
+    excess = np.where(alive & _sellers(model), surplus_cash(model), 0.0)
     prepaid = np.minimum(excess, firms.debt)
     ledger.transfer(cash_asset, accounts, lenders, prepaid, flows.DEBT_REPAY)
     firms.debt -= prepaid
@@ -263,11 +263,15 @@ def close_books(model: SupplyChainModel) -> None:
     reprice(model, rolled + borrowed)
 
 
-def _capital_suppliers(model: SupplyChainModel) -> np.ndarray:
-    """Firm rows of the sector that supplies equity (funds do not pay themselves out)."""
+def _sellers(model: SupplyChainModel) -> np.ndarray:
+    """Firm rows that pay out surplus cash: those of sectors that sell a good.
+
+    Funds (the equity supplier) do not pay themselves out, and a sector that sells nothing
+    (a passive plugin sector holding cash) keeps what it was given.
+    """
     rows = np.zeros(model.firms.n, dtype=bool)
     for sector in model.firm_sectors:
-        rows[sector.rows] = sector.supplies_equity
+        rows[sector.rows] = bool(sector.sells) and not sector.supplies_equity
     return rows
 
 
@@ -275,17 +279,14 @@ def surplus_cash(model: SupplyChainModel) -> np.ndarray:
     """Cash above each firm's buffer (USD): what it does not need.
 
     The buffer is ``cash_buffer_months`` of this month's cash costs (cost of goods, opex,
-    interest) plus its capex this month (its planned spending rate). Only firms that earned
-    revenue this month pay out: a firm not (yet) trading, such as a passive plugin sector or
-    one whose plant is still being built, keeps the cash it was given.
+    interest) plus its capex this month (its planned spending rate).
     """
     firms = model.firms
     ledger = model.ledger
     capex = ledger.flow_out[0, ledger.flows.CAPEX, : firms.n]
     needs = firms.monthly_costs_so_far() + capex
     buffer = model.experiment["finance"]["cash_buffer_months"] * needs
-    earning = ledger.flow_in[0, ledger.flows.REVENUE, : firms.n] > 0.0
-    return np.where(earning, np.maximum(0.0, firms.cash - buffer), 0.0)
+    return np.maximum(0.0, firms.cash - buffer)
 
 
 def reprice(model: SupplyChainModel, new_lending: np.ndarray) -> None:
