@@ -62,17 +62,6 @@ def _lowest_sector_ratio_after_stall(results) -> float:
     return float(_sector_ratios_after_stall(results).min())
 
 
-def _sector_months_below_fundamentals_after_stall(results) -> float:
-    """Share of the (sector, month) pairs of the 36 months from the stall priced below
-    fundamentals (valuation / fundamental < 1)."""
-    return float((_sector_ratios_after_stall(results) < 1.0).mean())
-
-
-def _mean_log_sector_ratio_after_stall(results) -> float:
-    """Mean over sectors and the 36 months from the stall of log(valuation / fundamental)."""
-    return float(np.log(_sector_ratios_after_stall(results)).mean())
-
-
 def _capex_after_stall(results) -> float:
     return float(_after_stall(results, 48)["chain_capex"].sum())
 
@@ -83,6 +72,14 @@ def _capex_drawdown_after_stall(results) -> float:
     capex = _after_stall(results, 48)["chain_capex"].to_numpy()
     peak = np.maximum.accumulate(capex)
     return float(((peak - capex) / np.maximum(peak, 1.0)).max())
+
+
+def _defaults_after_stall(results) -> float:
+    """Firms that default in the 48 months from the stall."""
+    chain = results.chain
+    window = _after_stall(results, 48)["defaults"]
+    before = chain.loc[chain["step"] == STALL_MONTH - 1, "defaults"]
+    return float(window.iloc[-1] - before.iloc[0])
 
 
 def _credit_losses_after_stall(results) -> float:
@@ -140,23 +137,18 @@ def test_trend_follower_share_moves_over_time_and_with_performance():
 
 
 def test_demand_stall_turns_the_boom_into_a_bust():
-    """Against the bubble on the same seeds: in the 36 months from the stall sectors are
-    priced below fundamentals more often and lower relative to them; in the 48 months from
-    it capex falls. (Defaults and credit losses rise too, but not significantly on every
-    root seed checked; docs/model.md 7.7.)
+    """Against the bubble on the same seeds, in the 48 months from the stall: capex falls and
+    more firms default.
 
-    The chain-wide valuation / fundamental (sum V / sum F) is not claimed: it is weighted by
-    fundamentals, which after the stall shift to the utilities, whose earnings and valuation
-    the stall does not reach in those months (docs/model.md 7.7).
+    Valuations below fundamentals are not claimed against the bubble: the bubble's market
+    (beta above beta*) already crashes sectors to the valuation floor in months 36-71
+    without a stall, the sector measures (share of sector-months below 1, mean log ratio)
+    are lower under the stall on some root seeds only, and the chain-wide ratio (sum V /
+    sum F) is weighted by fundamentals, which after the stall shift to the utilities, whose
+    earnings and valuation the stall does not reach in those months (docs/model.md 7.7).
     """
-    assert_raises(
-        "demand_stall",
-        "bubble",
-        _sector_months_below_fundamentals_after_stall,
-        "sector-months below fundamentals",
-    )
-    assert_lowers("demand_stall", "bubble", _mean_log_sector_ratio_after_stall, "mean log V/F")
     assert_lowers("demand_stall", "bubble", _capex_after_stall, "capex after the stall")
+    assert_raises("demand_stall", "bubble", _defaults_after_stall, "defaults after the stall")
 
 
 def test_no_bubble_adjusts_to_the_stall_without_overshooting():
