@@ -62,24 +62,13 @@ def _lowest_sector_ratio_after_stall(results) -> float:
     return float(_sector_ratios_after_stall(results).min())
 
 
+def _mean_log_sector_ratio_after_stall(results) -> float:
+    """Mean over sectors and the 36 months from the stall of log(valuation / fundamental)."""
+    return float(np.log(_sector_ratios_after_stall(results)).mean())
+
+
 def _capex_after_stall(results) -> float:
     return float(_after_stall(results, 48)["chain_capex"].sum())
-
-
-def _capex_drawdown_after_stall(results) -> float:
-    """Largest share of its running peak that chain capex loses in the 48 months from the
-    stall: how far investment overshoots downwards (0: capex never falls)."""
-    capex = _after_stall(results, 48)["chain_capex"].to_numpy()
-    peak = np.maximum.accumulate(capex)
-    return float(((peak - capex) / np.maximum(peak, 1.0)).max())
-
-
-def _defaults_after_stall(results) -> float:
-    """Firms that default in the 48 months from the stall."""
-    chain = results.chain
-    window = _after_stall(results, 48)["defaults"]
-    before = chain.loc[chain["step"] == STALL_MONTH - 1, "defaults"]
-    return float(window.iloc[-1] - before.iloc[0])
 
 
 def _credit_losses_after_stall(results) -> float:
@@ -137,31 +126,29 @@ def test_trend_follower_share_moves_over_time_and_with_performance():
 
 
 def test_demand_stall_turns_the_boom_into_a_bust():
-    """Against the bubble on the same seeds, in the 48 months from the stall: capex falls and
-    more firms default.
+    """Against the bubble on the same seeds: in the 36 months from the stall sectors are
+    valued lower relative to their fundamentals (mean log V/F over sectors and months), and
+    in the 48 months from it capex falls.
 
-    Valuations below fundamentals are not claimed against the bubble: the bubble's market
-    (beta above beta*) already crashes sectors to the valuation floor in months 36-71
-    without a stall, the sector measures (share of sector-months below 1, mean log ratio)
-    are lower under the stall on some root seeds only, and the chain-wide ratio (sum V /
-    sum F) is weighted by fundamentals, which after the stall shift to the utilities, whose
-    earnings and valuation the stall does not reach in those months (docs/model.md 7.7).
+    Not claimed (docs/model.md 7.7, not significant on every root seed checked): more
+    defaults, and the chain-wide ratio (sum V / sum F) below 1 or below the bubble's; the
+    bubble's market (beta above beta*) already crashes sectors to the valuation floor in
+    months 36-71 without a stall, and the chain-wide ratio is weighted by fundamentals.
     """
+    assert_lowers("demand_stall", "bubble", _mean_log_sector_ratio_after_stall, "mean log V/F")
     assert_lowers("demand_stall", "bubble", _capex_after_stall, "capex after the stall")
-    assert_raises("demand_stall", "bubble", _defaults_after_stall, "defaults after the stall")
 
 
 def test_no_bubble_adjusts_to_the_stall_without_overshooting():
     """no_bubble with the same stall, paired with demand_stall on the same seeds: its
     valuations stay near fundamentals (a higher lowest sector V/F) where the bubble's fall
-    below them, a shallower fall of capex from its peak and smaller credit losses; and capex
-    still falls against no_bubble without the stall."""
+    to the valuation floor, and lenders lose less at defaults; capex still falls against
+    no_bubble without the stall."""
     stall = replications("demand_stall")
     assert (per_replication(stall, _lowest_sector_ratio_after_stall) < 1.0).all()
     assert_raises(
         NO_BUBBLE_STALL, "demand_stall", _lowest_sector_ratio_after_stall, "lowest sector V/F"
     )
-    assert_lowers(NO_BUBBLE_STALL, "demand_stall", _capex_drawdown_after_stall, "capex drawdown")
     assert_lowers(NO_BUBBLE_STALL, "demand_stall", _credit_losses_after_stall, "credit losses")
     assert_lowers(NO_BUBBLE_STALL, "no_bubble", _capex_after_stall, "capex after the stall")
 

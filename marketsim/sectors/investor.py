@@ -17,13 +17,15 @@ fundamental - 1:
     R * x_s,t = n_s,t * (g * x_s,t-1 + b_s,t) + shock_s,t
 Fundamentalists (net cost ``C``) expect x to return to 0; trend followers extrapolate x and
 the sector's *realised* excess return on fundamental equity: ``b_s,t = trend_bias + h * m_s``
-with ``m_s`` the smoothed fundamental news below (change in fundamental value plus dividends,
-less new equity and the required return) and ``h = return_extrapolation_months``; the price
-change relative to fundamentals enters through ``g * x`` itself. Strategy fitness is BH's realised
-profit, scored on the realised excess return ``x_s,t-1 - R x_s,t-2 + delta_s,t-1`` where
-``delta`` (BH's dividend noise) is the sector's fundamental news: the change in its firms'
-fundamental equity (unfloored) plus dividends less new equity and the required return, per
-dollar of fundamental equity (at least ``NEWS_BASE_SHARE`` of gross fundamental capital).
+with ``m_s`` the smoothed fundamental news below and ``h = return_extrapolation_months``
+(the price change relative to fundamentals enters through ``g * x`` itself). Strategy
+fitness is BH's realised profit, scored on the realised excess return
+``x_s,t-1 - R x_s,t-2 + delta_s,t-1`` where ``delta`` (BH's dividend noise) is the sector's
+fundamental news: the change in its firms' fundamental values ``F_i`` plus dividends less
+new equity and the required return, per dollar of fundamental value (at least
+``NEWS_BASE_SHARE`` of gross fundamental capital). ``F_i`` is floored at zero per firm
+(limited liability): while a firm's debt exceeds its cash plus enterprise value, gains go
+to its creditors and are no news to its shareholders.
 Shares follow a logit with intensity of choice beta, so at ``delta = 0`` and ``h = 0``
 this is the classic map and ``beta* = ln(R / (g - R)) / C`` still separates stable
 fundamentals from bubbles. Each firm is valued at ``V_i = F_i * ratio_s`` with
@@ -361,7 +363,7 @@ class Investor(Sector):
         self.momentum = np.zeros(n_sectors)
         """Each sector's smoothed realised monthly excess return (what trend followers chase)."""
         self.equity_value = np.zeros(n_sectors)
-        """Each sector's unfloored fundamental equity last month (USD)."""
+        """Each sector's fundamental value last month (sum of its firms' F_i, USD)."""
         self.valued_before = False
         self.gross_capital = np.zeros(n_sectors)
         self.fund_momentum = 0.0
@@ -459,8 +461,9 @@ class Investor(Sector):
             self.earnings_history[:] = self.earnings
 
     def _fundamentals(self) -> tuple[np.ndarray, np.ndarray]:
-        """Set each firm's fundamental value; return each sector's unfloored fundamental
-        equity and gross fundamental capital (USD)."""
+        """Set each firm's fundamental value; return each sector's fundamental value (sum of
+        F_i: shareholders' claims, floored at zero per firm) and gross fundamental capital
+        (USD)."""
         p = self.params
         model = self.model
         firms = model.firms
@@ -476,7 +479,7 @@ class Investor(Sector):
         equity = np.where(alive, firms.cash - firms.debt + enterprise, 0.0)
         self.fundamental = np.maximum(equity, 0.0)
         capital = np.abs(enterprise) + firms.debt + np.maximum(firms.cash, 0.0)
-        return by_sector(model, equity), by_sector(model, np.where(alive, capital, 0.0))
+        return by_sector(model, self.fundamental), by_sector(model, np.where(alive, capital, 0.0))
 
     def _savers_flows(self, dividends: float, new_equity: float) -> None:
         """Performance-chasing savers' flows, and payout of cash above the target share."""
