@@ -37,7 +37,7 @@ def test_kernel_equals_reference(x, gross_return, trend, bias, cost, intensity, 
 
 
 def iterate(intensity: float, steps: int = 400, start: float = 0.1) -> np.ndarray:
-    """The deterministic BH map from x = start with R = 1.1, g = 1.2, C = 1 (CALIBRATION.md)."""
+    """The deterministic BH map from x = start, R = 1.1, g = 1.2, C = 1 (docs/calibration.md)."""
     history = [start, start, start]
     path = []
     for _ in range(steps):

@@ -170,7 +170,7 @@ class Investor(Sector):
                 "ratio",
                 gt=1,
                 le=2,
-                source="CALIBRATION.md classic results: Brock-Hommes example R = 1.1",
+                source="docs/calibration.md: classic results: Brock-Hommes example R = 1.1",
             ),
             "trend_coefficient": Param(
                 float,
@@ -179,7 +179,7 @@ class Investor(Sector):
                 "ratio",
                 ge=0,
                 le=4,
-                source="CALIBRATION.md classic results: Brock-Hommes example g = 1.2",
+                source="docs/calibration.md: classic results: Brock-Hommes example g = 1.2",
             ),
             "trend_bias": Param(
                 float,
@@ -198,7 +198,7 @@ class Investor(Sector):
                 "profit units",
                 ge=-10,
                 le=10,
-                source="CALIBRATION.md classic results: Brock-Hommes example C = 1",
+                source="docs/calibration.md: classic results: Brock-Hommes example C = 1",
             ),
             "intensity_of_choice": Param(
                 float,
