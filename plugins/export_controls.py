@@ -18,6 +18,8 @@ Use it from an experiment file (path relative to that file)::
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 
 import marketsim
@@ -83,6 +85,7 @@ def marketsim_before_clear(model, market):
         buyer_region[edge_buyer] == regions.index(rule["to_region"])
     )
     book.edge_open &= ~controlled
+    _CONTROLLED[model] = float(controlled.sum())
 
 
 def _regions(participants, count: int) -> np.ndarray:
@@ -106,6 +109,12 @@ def marketsim_register_metrics(register):
     )
 
 
+_CONTROLLED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+"""Model -> edges the control closed in its latest step (other closures, such as dormant
+entrants' links, are not counted)."""
+
+
 def _closed_edges(model) -> float:
-    market = model.markets.get(model.experiment["export_controls"]["good"])
-    return float((~market.book.edge_open).sum()) if market is not None else 0.0
+    if model.step_index < model.experiment["export_controls"]["start_step"]:
+        return 0.0
+    return _CONTROLLED.get(model, 0.0)

@@ -60,7 +60,8 @@ def snapshot(directory):
 
 @pytest.fixture(scope="module")
 def layout(baseline_path) -> dict:
-    """What the baseline holds: firm sectors (rows of sectors), all sectors, markets, members."""
+    """What the baseline holds: firm sectors (rows of sectors), all sectors, markets, members
+    (incumbents and potential entrants, each a row of firms.parquet)."""
     experiment = load_experiment(baseline_path)
     present = experiment.sector_names()
     agents = experiment.config["agents"]
@@ -68,7 +69,10 @@ def layout(baseline_path) -> dict:
         "firm_sectors": {n for n in present if experiment.components.sectors[n].has_accounts},
         "sectors": set(present),
         "markets": set(experiment.config["markets"]),
-        "members": sum(agents[n]["count"] for n in present),
+        "members": sum(
+            agents[n]["count"] + agents[n].get("potential_entrants", 0) for n in present
+        ),
+        "incumbents": sum(agents[n]["count"] for n in present),
     }
 
 
@@ -310,7 +314,8 @@ def test_graph_writes_graphml(short_baseline, tmp_path, layout):
     assert {data["good"] for _, _, data in graph.edges(data=True)} == layout["markets"]
     for seller, buyer in graph.edges():
         assert graph.nodes[seller]["sector"] != graph.nodes[buyer]["sector"]
-    assert graph.number_of_nodes() == layout["members"]
+    # potential entrants are not nodes: each copies an incumbent's links when the model is built
+    assert graph.number_of_nodes() == layout["incumbents"]
 
 
 def test_graph_respects_restrictions(write_experiment, tmp_path):

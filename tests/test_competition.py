@@ -73,12 +73,14 @@ def test_power_crunch_gives_the_rent_to_the_holders_of_powered_capacity():
     )
 
 
-def test_regulated_tariffs_move_the_power_rent_from_utilities_to_data_centers():
+def test_regulated_tariffs_take_the_power_rent_from_utilities():
     """In a power crunch, regulated tariffs (cost of service, load rationed) leave utilities a
-    smaller share and data centers a larger one than market scarcity pricing."""
+    smaller share of the chain's gross profit than market scarcity pricing.
+
+    Where the rent goes instead is not claimed: the data centers' share rises by about 1.5
+    points but its interval includes zero at 10 replications (docs/model.md section 1.2)."""
     regulated = ("power_crunch", "agents.utility.tariff_regime=regulated")
     assert_lowers(regulated, "power_crunch", value_share("utility"), "utility share")
-    assert_raises(regulated, "power_crunch", value_share("datacenter"), "datacenter share")
 
 
 def test_chip_crunch_raises_chip_vendors_gross_margin():

@@ -183,15 +183,20 @@ def test_bubble_takes_more_credit_losses_and_lenders_tighten():
     assert_raises("bubble", "no_bubble", peak_caution, "peak lender caution")
 
 
-def test_caution_rises_after_the_worst_month_of_losses():
-    """Minsky: in every bubble replication with losses, caution is higher after the worst
-    month of losses than before it (unless it was already at its cap)."""
+def test_caution_rises_in_the_month_of_the_largest_loss_rate():
+    """Minsky: in every bubble replication with losses, lenders' caution rises in the month
+    their remembered loss rate jumps most (unless it was already at its cap).
+
+    The month is chosen by the rise of the loss *rate* (losses over the loan book), not of
+    dollar losses: a large loss on a larger book can lower the rate lenders remember.
+    """
     results = replications("bubble")
     checked = 0
     for _, chain in results.chain.groupby("replication"):
         chain = chain.sort_values("step").reset_index(drop=True)
-        worst = int(chain["credit_losses"].idxmax())
-        if chain["credit_losses"].iloc[worst] <= 0 or worst == 0:
+        jump = chain["lender_loss_rate"].diff()
+        worst = int(jump.idxmax()) if jump.notna().any() else 0
+        if worst == 0 or jump.iloc[worst] <= 0:
             continue
         checked += 1
         after, before = chain["lender_caution"].iloc[[worst, worst - 1]]

@@ -22,8 +22,14 @@ NEVER = "1200"
 """An entry patience no run in these tests reaches: potential entrants stay dormant."""
 
 
+NO_ENTRANTS = [
+    f"agents.{sector}.potential_entrants=0" for sector in ("chip_vendor", "datacenter", "inference")
+]
+"""The baseline's potential entrants switched off, so each test sets its own."""
+
+
 def model(*overrides: str, seed=SEED) -> SupplyChainModel:
-    return SupplyChainModel(marketsim.load_experiment(BASELINE, list(overrides)), seed)
+    return SupplyChainModel(marketsim.load_experiment(BASELINE, [*NO_ENTRANTS, *overrides]), seed)
 
 
 def entrants(sector: str, count: int, patience: str = NEVER, lead: int = 12) -> list[str]:
@@ -84,7 +90,7 @@ def test_dormant_rows_hold_nothing_and_do_nothing():
 def test_dormant_rows_leave_the_incumbents_economy_unchanged():
     """Potential entrants that never enter change nothing: the same tables to 1e-9."""
     quiet = [*entrants("chip_vendor", 2), *entrants("utility", 1), *entrants("inference", 2)]
-    settings = ["experiment.steps=24", f"experiment.seed={SEED}"]
+    settings = ["experiment.steps=24", f"experiment.seed={SEED}", *NO_ENTRANTS]
     with_rows = marketsim.run(marketsim.load_experiment(BASELINE, [*settings, *quiet]))
     without = marketsim.run(marketsim.load_experiment(BASELINE, settings))
     for table in ("sectors", "markets", "chain"):

@@ -59,7 +59,10 @@ def test_tight_power_raises_market_tariffs_above_cost_of_service_not_regulated_o
 def test_chip_price_is_lerner_markup_over_cost_and_rises_with_scarcity():
     """Chip prices sit near cost / (1 - share / elasticity), fall with a more elastic demand,
     and rise above it when orders exceed capacity."""
-    equal = ("agents.chip_vendor.leader_capacity_share=0",)
+    equal = (
+        "agents.chip_vendor.leader_capacity_share=0",
+        "agents.chip_vendor.potential_entrants=0",
+    )
     calm = model_after(24, "agents.chip_vendor.capacity_per_month=1e7", *equal)
     vendor = calm.sectors["chip_vendor"]
     lerner = np.minimum(vendor.params["max_lerner"], vendor.market_share)
