@@ -3,6 +3,7 @@ a killed worker stops the study and --resume finishes it identically."""
 
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
 import sys
@@ -227,7 +228,8 @@ def test_ctrl_c_keeps_finished_tasks_stops_workers_and_resume_completes(tmp_path
     )
     try:
         deadline = time.monotonic() + 120
-        while len(list((out / "chain").glob("part-*"))) < 3:  # replication 0 is finished
+        # replication 0 is finished: every table holds its three parts
+        while min(len(list((out / t).glob("part-*"))) for t in ("sectors", "markets", "chain")) < 3:
             assert process.poll() is None and time.monotonic() < deadline
             time.sleep(0.05)
         process.send_signal(signal.SIGINT)
@@ -236,7 +238,10 @@ def test_ctrl_c_keeps_finished_tasks_stops_workers_and_resume_completes(tmp_path
         if process.poll() is None:
             process.kill()
     assert process.returncode == 130
-    assert "interrupted: 3 of 6 tasks are finished" in stderr and "--resume" in stderr
+    # the parent counts a task when its worker reports back, which may come just after the
+    # task's last part is on disk: the message says 2 or 3; the resume finds 3 on disk
+    assert re.search(r"interrupted: [23] of 6 tasks are finished", stderr), stderr
+    assert "--resume" in stderr
     marker.unlink()
 
     resumed = run_study(load_study(path), workers=1, out=out, resume=True, analyse=False)
