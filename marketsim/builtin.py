@@ -122,17 +122,14 @@ def marketsim_register_mechanisms(register):
 
 @hookimpl
 def marketsim_register_metrics(register):
-    for metric in BUILTIN_METRICS:
-        register(metric)
-    for metric in TECHNOLOGY_METRICS:
-        register(metric)
-    for metric in CREDIT_METRICS:
-        register(metric)
-    for metric in CAPITAL_MARKET_METRICS:
-        register(metric)
-    for metric in BOTTLENECK_METRICS:
-        register(metric)
-    for metric in ENTRY_METRICS:
+    for metric in (
+        *BUILTIN_METRICS,
+        *TECHNOLOGY_METRICS,
+        *CREDIT_METRICS,
+        *CAPITAL_MARKET_METRICS,
+        *BOTTLENECK_METRICS,
+        *ENTRY_METRICS,
+    ):
         register(metric)
 
 

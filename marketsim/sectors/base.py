@@ -172,41 +172,6 @@ def smoothing_param(default: float, of: str = "demand") -> Param:
     )
 
 
-def scarcity_pricing_params(
-    scarcity_slope: float, max_scarcity: float, prefix: str = ""
-) -> dict[str, Param]:
-    """Parameters of a markup price raised by scarcity and approached by partial adjustment."""
-    return {
-        "scarcity_slope": Param(
-            float,
-            scarcity_slope,
-            f"{prefix}price premium per unit of demand in excess of capacity",
-            "share",
-            ge=0,
-            le=100,
-            source="assumption",
-        ),
-        "max_scarcity": Param(
-            float,
-            max_scarcity,
-            f"{prefix}largest scarcity premium over the markup price",
-            "share",
-            ge=0,
-            le=100,
-            source="assumption",
-        ),
-        "price_adjustment": Param(
-            float,
-            0.2,
-            f"{prefix}share of the gap to the target price closed each month",
-            "share",
-            gt=0,
-            le=1,
-            source="assumption",
-        ),
-    }
-
-
 def firm_schema(doc: str, params: dict[str, Param]) -> TableSchema:
     """The schema of a firm sector: count, its own parameters, then the finance ones.
 

@@ -607,20 +607,18 @@ def _capital_market(model):
     return market if isinstance(market, Investor) else None
 
 
-def _sector_valuation_ratio(model) -> np.ndarray:
-    market = _capital_market(model)
-    if market is None:
-        return np.full(len(model.firm_sectors), np.nan)
-    operating = np.array([not isinstance(s, Investor) for s in model.firm_sectors])
-    return np.where(operating, market.sector_ratio, np.nan)
+def _per_operating_sector(attribute: str):
+    """A sectors-table metric: the capital market's per-sector ``attribute``, null for the
+    funds' own sector and without a capital market."""
 
+    def compute(model) -> np.ndarray:
+        market = _capital_market(model)
+        if market is None:
+            return np.full(len(model.firm_sectors), np.nan)
+        operating = np.array([not isinstance(s, Investor) for s in model.firm_sectors])
+        return np.where(operating, getattr(market, attribute), np.nan)
 
-def _sector_trend_share(model) -> np.ndarray:
-    market = _capital_market(model)
-    if market is None:
-        return np.full(len(model.firm_sectors), np.nan)
-    operating = np.array([not isinstance(s, Investor) for s in model.firm_sectors])
-    return np.where(operating, market.sector_trend_share, np.nan)
+    return compute
 
 
 def _investor_cash_share(model) -> float:
@@ -632,7 +630,7 @@ CAPITAL_MARKET_METRICS = [
     MetricSpec(
         "sectors",
         "valuation_to_fundamental",
-        _sector_valuation_ratio,
+        _per_operating_sector("sector_ratio"),
         "ratio",
         "valuation / fundamental value at which the capital market prices the sector's "
         "firms (1 + x_s; Tobin's q for data-center plans); null for the investor sector and "
@@ -641,7 +639,7 @@ CAPITAL_MARKET_METRICS = [
     MetricSpec(
         "sectors",
         "trend_follower_share",
-        _sector_trend_share,
+        _per_operating_sector("sector_trend_share"),
         "share",
         "share of the sector's investors following trends (Brock-Hommes logit); null for "
         "the investor sector and without a capital market",
