@@ -24,6 +24,10 @@ import click
 import networkx as nx
 
 from marketsim.config import dump_toml
+from marketsim.diagnostics import check_experiment
+from marketsim.diagnostics import check_run
+from marketsim.diagnostics import strict_warnings
+from marketsim.diagnostics import warning_lines
 from marketsim.errors import ExperimentError
 from marketsim.errors import MarketsimError
 from marketsim.experiment import load_experiment
@@ -93,11 +97,19 @@ SET_OPTION = click.option(
     help="Override a key, e.g. --set agents.utility.capacity_mw=5000 (TOML value; repeatable).",
 )
 
+STRICT_OPTION = click.option(
+    "--strict",
+    is_flag=True,
+    help="Treat warnings as errors (exit 2, nothing written): a good nobody buys, a market "
+    "that never trades, an installed plugin that fails to load.",
+)
+
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="marketsim")
 def cli():
     """Agent-based market simulation of the AI supply chain."""
+    click.get_current_context().with_resource(warning_lines())  # "warning: ..." on one line
 
 
 def main(args: list[str] | None = None) -> None:
@@ -143,10 +155,12 @@ def main(args: list[str] | None = None) -> None:
     help="Processes to run replications in (same results, faster with several).",
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary.")
-def run(file, out, seed, steps, sets, overwrite, workers, quiet):
+@STRICT_OPTION
+def run(file, out, seed, steps, sets, overwrite, workers, quiet, strict):
     """Run the experiment FILE and write its results."""
-    with user_errors() as written:
+    with user_errors() as written, strict_warnings(strict):
         experiment = load_experiment(file, _overrides(sets, seed, steps))
+        check_experiment(experiment)
         config = experiment.config
         out = out or Path(config["output"]["dir"] or Path("results") / experiment.name)
         with results_target(out, overwrite, experiment_name=experiment.name) as target:
@@ -157,6 +171,7 @@ def run(file, out, seed, steps, sets, overwrite, workers, quiet):
                 length=total, label=f"{experiment.name}", file=sys.stderr, hidden=not show_bar
             ) as bar:
                 results = run_experiment(experiment, progress=bar.update, workers=workers)
+            check_run(experiment, results)
             target.write(results)
         if not quiet:
             click.echo(_summary(results, target.path))

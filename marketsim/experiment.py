@@ -44,6 +44,7 @@ from marketsim.plugins import call_registry_hook
 from marketsim.plugins import plugin_manager
 from marketsim.plugins import plugin_records
 from marketsim.plugins import restore_plugin_manager
+from marketsim.plugins import validate_config
 from marketsim.schema import Registry
 from marketsim.schema import TableSchema
 from marketsim.sectors.base import Sector
@@ -342,6 +343,8 @@ def _validated(raw, origins, source, manager, components, overrides) -> Experime
             raise ExperimentError(
                 message, origins.get(f"agents.{name}.{key}", source), f"agents.{name}.{key}"
             )
+    for key, message in validate_config(manager, config):
+        raise ExperimentError(message, origins.get(key, source), key)
     return Experiment(
         config, source, experiment_sha256(config), manager, components, list(overrides)
     )

@@ -7,14 +7,19 @@ The model calls these checks inside every step (`marketsim.model.SupplyChainMode
   scalars), its block of the market book when it offered or bid, and the depreciation it
   charged. Fields named in the sector's ``signed_fields`` (growth rates, earnings) must be
   finite; every other float field is a quantity or a price and must be finite and >= 0;
-- after a plugin's ``marketsim_before_clear``: the whole market book (prices, capacities,
-  demands finite and >= 0; a buyer's limit price >= 0, ``inf`` meaning a market order);
+- after each phase of a *plugin's* sector, also what it could have written outside its own
+  state: every market's whole book and the firm table. A plugin sector that writes a
+  buyer's demand (its own or another's) after bidding, or into another market, is named
+  then, not the sector that reads the value next;
 - after the mechanism, and after a plugin's ``marketsim_after_clear``: the
   `ClearingOutcome` (a `ClearingOutcome`, arrays of one value per seller or buyer, finite
   and >= 0, price finite and >= 0);
-- after the books are closed and after a plugin's ``marketsim_step_start`` or
-  ``marketsim_step_end``: the firm table (debt, book values, income statements) and, for
-  the hooks, every sector;
+- after each plugin's implementation of a phase hook (``marketsim_step_start``,
+  ``marketsim_before_clear``, ``marketsim_after_clear``, ``marketsim_step_end``; each half
+  of a wrapper): everything a hook can reach, that is every market's whole book (prices,
+  capacities, demands finite and >= 0; a buyer's limit price >= 0, ``inf`` meaning a market
+  order), every sector and the firm table (`check_model`);
+- after the books are closed: the firm table (debt, book values, income statements);
 - metric values are checked when recorded (`marketsim.metrics.Recorder`): NaN means
   undefined and is written as null; inf, None, strings or a wrong shape are errors. A text
   metric (a `MetricSpec` with ``categories``, e.g. ``chain.binding_input``) must return one
@@ -291,10 +296,34 @@ def check_sector(
         if _sector_ok(model, sector, book_fields):
             return
     if who is None:
-        origin = model.components.origin("sector", sector.name)
-        where = phase if market is None else f"{phase} in market {market.name!r}"
-        who = f"{writer(origin)} sector {sector.name!r} ({where})"
+        who = _sector_writer(model, sector, phase, market)
     _locate_sector_problem(model, sector, who, book_fields)
+
+
+def _sector_writer(model, sector, phase: str, market) -> str:
+    """``<plugin 'x' | built-in> sector 'name' (<phase>[ in market 'good'])``."""
+    origin = model.components.origin("sector", sector.name)
+    where = phase if market is None else f"{phase} in market {market.name!r}"
+    return f"{writer(origin)} sector {sector.name!r} ({where})"
+
+
+def check_sector_writes(model: SupplyChainModel, sector, phase: str, *args) -> None:
+    """After a plugin sector's phase: every market book and the firm table (its own state aside).
+
+    A plugin's sector can reach beyond its own arrays (``model.markets``, ``model.firms``);
+    what it wrote there is checked before anyone reads it, so the plugin is named rather than
+    the built-in sector that would read the value next. Built-in sectors write only their
+    own state and their own block of the book, which `check_sector` checks.
+    """
+    if model.components.origin("sector", sector.name) == BUILTIN_NAME:
+        return
+    market = args[0] if args and hasattr(args[0], "book") else None
+    for other in model.markets.values():
+        if not _book_ok(other.book):
+            who = _sector_writer(model, sector, phase, market)
+            check_book(model, other, who if other is market else f"{who}: market {other.name!r}")
+    if not _firms_ok(model.firms):
+        check_firms(model, _sector_writer(model, sector, phase, market))
 
 
 def _locate_sector_problem(model, sector, who: str, book_fields) -> None:
@@ -347,27 +376,43 @@ def _member(model, sector, values: np.ndarray, index: tuple[int, ...]) -> str:
 
 
 def check_sectors(model: SupplyChainModel, who: str) -> None:
-    """Check every sector's state and the firm table after code not owned by a sector.
+    """Check every market's book, every sector's state and the firm table (after a hook).
 
     Args:
         model: the model.
         who: the writer and phase for the message, e.g. ``plugin 'x' hook
             marketsim_step_end``.
     """
+    for market in model.markets.values():
+        check_book(model, market, f"{who} (market {market.name!r})")
     check_firms(model, who)
     for sector in model.sectors.values():
         check_sector(model, sector, "state", who=f"{who}: sector {sector.name!r}")
 
 
+check_model = check_sectors
+"""Everything a hook can write: every book, every sector's state, the firm table."""
+
+
+def check_after_clear(model: SupplyChainModel, market: Market, outcome, who: str) -> None:
+    """After a plugin's ``marketsim_after_clear``: the outcome, then everything else."""
+    checked_outcome(model, market, outcome, f"{who} (market {market.name!r})")
+    check_sectors(model, who)
+
+
 # -- the firm table -----------------------------------------------------------------------------
+
+
+def _firms_ok(firms) -> bool:
+    quantities = [getattr(firms, n) for n, rule in FIRM_FIELDS.items() if rule == QUANTITY]
+    signed = [getattr(firms, n) for n, rule in FIRM_FIELDS.items() if rule == SIGNED]
+    return all_obey(quantities, QUANTITY) and all_obey(signed, SIGNED)
 
 
 def check_firms(model: SupplyChainModel, who: str) -> None:
     """Check the firm table (`marketsim.firms.FirmTable`): debt, book values, statements."""
     firms = model.firms
-    quantities = [getattr(firms, n) for n, rule in FIRM_FIELDS.items() if rule == QUANTITY]
-    signed = [getattr(firms, n) for n, rule in FIRM_FIELDS.items() if rule == SIGNED]
-    if all_obey(quantities, QUANTITY) and all_obey(signed, SIGNED):
+    if _firms_ok(firms):
         return
     for name, rule in FIRM_FIELDS.items():
         values = np.asarray(getattr(firms, name), dtype=float)
@@ -391,6 +436,11 @@ def _participant(market: Market, side: str, index: int) -> str:
     return f" ({side} {index})"
 
 
+def _book_ok(book) -> bool:
+    quantities = [getattr(book, n) for n, rule in BOOK_FIELDS.items() if rule == QUANTITY]
+    return all_obey(quantities, QUANTITY) and all_obey([book.buyer_limit_price], LIMIT)
+
+
 def check_book(model: SupplyChainModel, market: Market, who: str) -> None:
     """Check a market's whole book (after a ``marketsim_before_clear`` hook).
 
@@ -399,8 +449,7 @@ def check_book(model: SupplyChainModel, market: Market, who: str) -> None:
             price is NaN or negative.
     """
     book = market.book
-    quantities = [getattr(book, n) for n, rule in BOOK_FIELDS.items() if rule == QUANTITY]
-    if all_obey(quantities, QUANTITY) and all_obey([book.buyer_limit_price], LIMIT):
+    if _book_ok(book):
         return
     for name, rule in BOOK_FIELDS.items():
         values = getattr(book, name)

@@ -2,6 +2,11 @@
 
 Registry hooks receive a ``register`` callback. The built-in sectors, goods, mechanisms and
 metrics are registered through these same hooks by `marketsim.builtin`.
+
+Hooks are called through pluggy's relay: an implementation may be marked
+``@hookimpl(tryfirst=True)`` or ``trylast=True``, or be a wrapper (``wrapper=True``, a
+generator that yields once, around every other implementation). Among plain implementations
+the built-ins act first, then installed plugins, then the experiment's in the order listed.
 """
 
 from __future__ import annotations
@@ -57,6 +62,28 @@ def marketsim_register_config_tables(register):
 
     Call ``register(name, marketsim.TableSchema(...))``; the experiment file's ``[name]``
     table is then validated against the schema (unknown keys, types, ranges) like the core's.
+    """
+
+
+@hookspec
+def marketsim_validate_config(experiment):
+    """Check the experiment's settings across fields, before anything runs.
+
+    Called once the experiment file has passed every schema (types, ranges, unknown keys)
+    and the sectors' own ``check_params``, each time an experiment is loaded or overridden
+    (``run``, ``validate``, ``graph``, each variation of a study). Check what a schema cannot
+    express, typically rules across the keys of the plugin's own table.
+
+    Args:
+        experiment: the resolved experiment (dict), every default filled in.
+
+    Returns:
+        A list of ``(key, message)`` problems, empty (or None) if there are none. ``key`` is
+        the dotted key the problem is about (``"carbon.price_cap"``), ``message`` says what
+        was expected and what was found (``"must be >= price_floor (40), got 20"``). The
+        first problem stops the command with ``error: <file>: <key>: <message>``, exit code
+        2, before anything is written. Do not raise for a problem of the settings: an
+        exception is reported as the plugin's error in this hook.
     """
 
 

@@ -51,9 +51,10 @@ from marketsim.entry import potential_entrants
 from marketsim.finance import close_books
 from marketsim.firms import FirmTable
 from marketsim.graph import market_csr
-from marketsim.guard import check_book
+from marketsim.guard import check_after_clear
 from marketsim.guard import check_firms
 from marketsim.guard import check_sector
+from marketsim.guard import check_sector_writes
 from marketsim.guard import check_sectors
 from marketsim.guard import checked_member_values
 from marketsim.guard import checked_outcome
@@ -402,14 +403,14 @@ class SupplyChainModel(mesa.Model):
             self._act(sector, "bid", market, slice(start, start + count))
         self._hook(
             "marketsim_before_clear",
-            lambda who: check_book(self, market, f"{who} (market {market.name!r})"),
+            lambda who: check_sectors(self, who),
             market=market,
         )
         origin, what, who = self._clear_labels[market.name]
         outcome = checked_outcome(self, market, guarded(origin, what, market.clear), who)
         self._hook(
             "marketsim_after_clear",
-            lambda who: checked_outcome(self, market, outcome, f"{who} (market {market.name!r})"),
+            lambda who: check_after_clear(self, market, outcome, who),
             market=market,
             outcome=outcome,
         )
@@ -431,6 +432,7 @@ class SupplyChainModel(mesa.Model):
             check_sector(self, sector, phase, *args)
         else:
             check_sector(self, sector, phase)
+        check_sector_writes(self, sector, phase, *args)
         return result
 
     def _query(self, sector, phase: str):

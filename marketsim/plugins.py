@@ -23,13 +23,32 @@ plugins are imported as usual and the hash of their file is taken at import; a p
 imports them again checks that hash and stops with ``plugin X changed on disk during the
 run`` if the file differs.
 
-A plugin that fails to load, or raises inside a hook (``SystemExit`` included: a plugin may
-not end the program), is reported by name and hook as a `PluginError`; ``KeyboardInterrupt``
-passes through, so Ctrl-C stays an interrupt.
+Hooks are called through pluggy's relay (``manager.hook.<name>(...)``, or `call_hook`), so
+pluggy's ordering, ``tryfirst``/``trylast`` and wrappers (``wrapper=True``, ``hookwrapper=True``)
+work as pluggy documents them. pluggy calls the implementations of one hook last registered
+first; plugins are therefore *registered* in the reverse of the order above, so within each of
+pluggy's classes (``tryfirst``, plain, ``trylast``) the built-ins act first, then installed
+plugins, then the experiment's in the order listed; wrappers run around all of them, the first
+loaded outermost.
+
+Each implementation is wrapped when its plugin is registered (`PluginManager.register`) so
+that: a plugin that raises (``SystemExit`` included: a plugin may not end the program) is
+reported by name and hook as a `PluginError` on one line (built-in code keeps its traceback;
+``KeyboardInterrupt`` passes through, so Ctrl-C stays an interrupt); the caller's
+``after_each`` check (`call_hook`) runs after each implementation, and after each half of a
+wrapper, with the plugin's name, so a bad value is blamed on the plugin that wrote it; a
+registry hook's ``register`` argument (`PerPlugin`) becomes that plugin's own callback; and a
+``marketsim_validate_config`` implementation's answer is checked to be (key, message) pairs.
+
+An installed (entry-point) plugin that fails to load or is not a valid plugin is skipped with
+a `marketsim.diagnostics.MarketsimWarning` (an error under ``--strict``): one broken package
+does not lock a user out of every command. A plugin the experiment names that fails to load
+stops the command with an `ExperimentError` naming the ``plugins`` item.
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import importlib
 import importlib.abc
@@ -50,15 +69,23 @@ from typing import Any
 import pluggy
 
 from marketsim import hookspecs
+from marketsim.diagnostics import warn
 from marketsim.errors import ExperimentError
 from marketsim.errors import PluginError
+from marketsim.hookcalls import BUILTIN_NAME
+from marketsim.hookcalls import VALIDATE_CONFIG
+from marketsim.hookcalls import PerPlugin  # noqa: F401  (re-exported)
+from marketsim.hookcalls import call_hook  # noqa: F401  (re-exported)
+from marketsim.hookcalls import call_registry_hook  # noqa: F401  (re-exported)
+from marketsim.hookcalls import describe_error as _describe
+from marketsim.hookcalls import guarded  # noqa: F401  (re-exported)
+from marketsim.hookcalls import named_implementation
 
 hookimpl = pluggy.HookimplMarker("marketsim")
 """Decorator marking a plugin's hook implementations."""
 
 ENTRY_POINT_GROUP = "marketsim"
 LOAD_PLUGINS_ENV = "MARKETSIM_LOAD_PLUGINS"
-BUILTIN_NAME = "marketsim.builtin"
 
 BUILT_IN = "built-in"
 ENTRY_POINT = "entry point"
@@ -95,18 +122,41 @@ class PluginRecord:
 
 
 class PluginManager(pluggy.PluginManager):
-    """pluggy's manager, remembering how each plugin was loaded (`PluginRecord`)."""
+    """pluggy's manager, remembering how each plugin was loaded (`PluginRecord`).
+
+    Every hook implementation is wrapped as its plugin is registered (by `plugin_manager` or
+    by hand): errors name the plugin and hook, and the check `call_hook` was given runs after
+    it (see the module docstring).
+    """
 
     def __init__(self):
         super().__init__("marketsim")
         self.add_hookspecs(hookspecs)
         self.records: dict[str, PluginRecord] = {}
-        """Plugin name -> how it was loaded, in registration order."""
+        """Plugin name -> how it was loaded, in load order (built-in, installed, experiment)."""
+        self.checks: list[Callable[[str], None] | None] = []
+        """The ``after_each`` checks of the hook calls in progress (innermost last)."""
 
     @property
     def sources(self) -> dict[str, tuple[str, str]]:
         """Plugin name -> (source, version)."""
         return {name: (r.source, r.version) for name, r in self.records.items()}
+
+    def register(self, plugin: Any, name: str | None = None) -> str | None:
+        """Register ``plugin`` (pluggy's `register`) and wrap its hook implementations."""
+        plugin_name = super().register(plugin, name)
+        if plugin_name is not None:
+            for caller in self.get_hookcallers(plugin) or []:
+                for impl in caller.get_hookimpls():
+                    if impl.plugin is plugin:
+                        impl.function = named_implementation(self, impl, caller.name)
+        return plugin_name
+
+    def after(self, plugin_name: str) -> None:
+        """Run the innermost hook call's ``after_each`` check for ``plugin_name``, if any."""
+        check = self.checks[-1] if self.checks else None
+        if check is not None:
+            check(plugin_name)
 
 
 @dataclass
@@ -137,18 +187,45 @@ def plugin_manager(
         ExperimentError: a named plugin cannot be found, imported or registered.
         PluginError: an installed plugin fails to load.
     """
-    manager = PluginManager()
-    _register_builtin(manager)
-    _load_entry_points(manager)
+    loaded = [(_builtin_module(), _builtin_record()), *_load_entry_points()]
+    keys: dict[str, str] = {}
     for index, ref in enumerate(plugin_refs):
         key = f"plugins[{index}]"
         module, record = _import_plugin(ref, (base_dir or Path.cwd()).resolve(), source, key)
-        if manager.is_registered(module):
+        if any(module is other for other, _ in loaded):
             continue
+        loaded.append((module, record))
+        keys[record.name] = key
+
+    def refuse(record: PluginRecord, error: Exception) -> None:
+        if record.kind == ENTRY_POINT:
+            _skip_entry_point(record.name, record.target, error)
+            return
+        message = f"plugin {record.name!r} is not valid: {error}"
+        raise ExperimentError(message, source, keys.get(record.name)) from None
+
+    return _registered(loaded, refuse)
+
+
+def _registered(
+    loaded: list[tuple[Any, PluginRecord]], refuse: Callable[[PluginRecord, Exception], None]
+) -> PluginManager:
+    """A manager with ``loaded`` registered so that pluggy calls them in the order given.
+
+    pluggy calls a hook's implementations last registered first, so they are registered in
+    reverse. ``refuse(record, error)`` is called for a plugin pluggy rejects (an invalid
+    implementation, an unknown hook, a name taken); it raises, or returns to skip the plugin.
+    """
+    manager = PluginManager()
+    accepted = []
+    for module, record in reversed(loaded):
         try:
             _register(manager, module, record)
         except (pluggy.PluginValidationError, ValueError) as error:
-            raise ExperimentError(f"plugin {ref!r} is not valid: {error}", source, key) from None
+            refuse(record, error)
+            continue
+        accepted.append(record)
+    manager.records = {record.name: record for record in reversed(accepted)}
     return manager
 
 
@@ -178,10 +255,10 @@ def restore_plugin_manager(records: tuple[PluginRecord, ...]) -> PluginManager:
         PluginError: a plugin's file changed on disk since it was recorded, or it cannot be
             loaded again.
     """
-    manager = PluginManager()
+    loaded = []
     for record in records:
         if record.kind == BUILT_IN:
-            _register_builtin(manager)
+            loaded.append((_builtin_module(), record))
             continue
         what = "installed plugin" if record.kind == ENTRY_POINT else "plugin"
         try:
@@ -199,11 +276,13 @@ def restore_plugin_manager(records: tuple[PluginRecord, ...]) -> PluginManager:
                 f"({getattr(home, '__file__', None) or record.target}); "
                 "run again to use the new code"
             )
-        try:
-            _register(manager, module, record)
-        except (pluggy.PluginValidationError, ValueError) as error:
-            raise PluginError(f"{what} {record.name!r} is not valid: {error}") from None
-    return manager
+        loaded.append((module, record))
+
+    def refuse(record: PluginRecord, error: Exception) -> None:
+        what = "installed plugin" if record.kind == ENTRY_POINT else "plugin"
+        raise PluginError(f"{what} {record.name!r} is not valid: {error}") from None
+
+    return _registered(loaded, refuse)
 
 
 def _register(manager: PluginManager, module: Any, record: PluginRecord) -> None:
@@ -213,45 +292,57 @@ def _register(manager: PluginManager, module: Any, record: PluginRecord) -> None
     except BaseException:
         manager.unregister(module)
         raise
-    manager.records[record.name] = record
 
 
-def _register_builtin(manager: PluginManager) -> None:
+def _builtin_module() -> ModuleType:
     from marketsim import builtin
 
-    record = PluginRecord(
+    return builtin
+
+
+def _builtin_record() -> PluginRecord:
+    return PluginRecord(
         BUILTIN_NAME,
         BUILT_IN,
         _version("marketsim"),
-        _module_sha256(builtin),
+        _module_sha256(_builtin_module()),
         BUILT_IN,
         BUILTIN_NAME,
         BUILTIN_NAME,
     )
-    _register(manager, builtin, record)
 
 
-def _load_entry_points(manager: PluginManager) -> None:
+def _load_entry_points() -> list[tuple[Any, PluginRecord]]:
+    """The installed plugins that load; each one that does not is skipped with a warning."""
     wanted = os.environ.get(LOAD_PLUGINS_ENV)
     allowed = None if wanted is None else {n.strip() for n in wanted.split(",") if n.strip()}
+    loaded: list[tuple[Any, PluginRecord]] = []
     for entry in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
         if allowed is not None and entry.name not in allowed:
             continue
-        if manager.has_plugin(entry.name):
+        if entry.name == BUILTIN_NAME or any(r.name == entry.name for _, r in loaded):
             continue
         try:
             plugin = entry.load()
             dist = entry.dist.version if entry.dist is not None else "unknown"
             sha256 = _module_sha256(sys.modules.get(entry.module))
-            record = PluginRecord(
-                entry.name, ENTRY_POINT, dist, sha256, ENTRY_POINT, entry.value, entry.module
-            )
-            _register(manager, plugin, record)
         except (Exception, SystemExit) as error:  # a broken installed plugin is the user's to fix
-            raise PluginError(
-                f"installed plugin {entry.name!r} (entry point {entry.value}) failed to "
-                f"load: {_describe(error)}"
-            ) from None
+            _skip_entry_point(entry.name, entry.value, error)
+            continue
+        record = PluginRecord(
+            entry.name, ENTRY_POINT, dist, sha256, ENTRY_POINT, entry.value, entry.module
+        )
+        loaded.append((plugin, record))
+    return loaded
+
+
+def _skip_entry_point(name: str, value: str, error: BaseException) -> None:
+    """Warn that installed plugin ``name`` is skipped (an error under ``--strict``)."""
+    warn(
+        f"installed plugin {name!r} (entry point {value}) failed to load: {_describe(error)}",
+        "it is skipped (marketsim --strict makes this an error; MARKETSIM_LOAD_PLUGINS "
+        "chooses which installed plugins load)",
+    )
 
 
 def _import_plugin(
@@ -410,85 +501,29 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _describe(error: BaseException) -> str:
-    if isinstance(error, SystemExit):
-        return f"SystemExit({error.code!r}) (a plugin may not exit the program)"
-    return f"{type(error).__name__}: {error}"
+def validate_config(manager: PluginManager, config: dict[str, Any]) -> list[tuple[str, str]]:
+    """Every plugin's (key, message) problems with the resolved experiment ``config``.
 
+    Calls ``marketsim_validate_config`` with a copy of ``config`` (a plugin cannot change the
+    experiment it checks).
 
-def call_hook(
-    manager: PluginManager,
-    hook_name: str,
-    *,
-    after_each: Callable[[str], None] | None = None,
-    **kwargs: Any,
-) -> list[Any]:
-    """Call every implementation of a hook in registration order; name a plugin that raises.
-
-    Registration order means the built-ins act first, then installed plugins, then the experiment's
-    plugins in the order listed; ``tryfirst``/``trylast`` impls go first/last. Built-in
-    implementations keep their tracebacks (an exception there is a bug in marketsim, not a user
-    error).
-
-    Args:
-        manager: the plugin manager.
-        hook_name: the hook.
-        after_each: called with the plugin's name after each implementation returns (to check
-            what it changed and blame the right plugin).
-        **kwargs: the hook's arguments; each implementation receives those it names.
+    Raises:
+        PluginError: an implementation raised, or answered something other than (key,
+            message) pairs of strings.
     """
-    results = []
-    hook = getattr(manager.hook, hook_name)
-    impls = sorted(hook.get_hookimpls(), key=lambda i: 0 if i.tryfirst else 2 if i.trylast else 1)
-    for impl in impls:
-        args = {name: kwargs[name] for name in impl.argnames}
-        result = guarded(impl.plugin_name, f"hook {hook_name}", impl.function, **args)
-        if after_each is not None:
-            after_each(impl.plugin_name)
-        if result is not None:
-            results.append(result)
-    return results
-
-
-def call_registry_hook(manager: PluginManager, hook_name: str, make_register) -> None:
-    """Call a registry hook, giving each plugin its own ``register`` callback.
-
-    Args:
-        manager: the plugin manager.
-        hook_name: a ``marketsim_register_*`` hook.
-        make_register: plugin name -> the ``register`` callback for that plugin.
-    """
-    hook = getattr(manager.hook, hook_name)
-    for impl in hook.get_hookimpls():
-        guarded(
-            impl.plugin_name,
-            f"hook {hook_name}",
-            impl.function,
-            register=make_register(impl.plugin_name),
-        )
-
-
-def guarded(plugin_name: str, what: str, function, *args, **kwargs):
-    """Call plugin code; if it raises, report the plugin and ``what`` it was doing.
-
-    ``SystemExit`` counts as raising (a plugin may not end the program); ``KeyboardInterrupt``
-    passes through. Built-in code is called unguarded: an exception there is a bug and keeps its
-    traceback.
-    """
-    if plugin_name == BUILTIN_NAME:
-        return function(*args, **kwargs)
-    try:
-        return function(*args, **kwargs)
-    except PluginError:
-        raise
-    except (Exception, SystemExit) as error:
-        raise PluginError(f"plugin {plugin_name!r} raised in {what}: {_describe(error)}") from None
+    answers = call_hook(manager, VALIDATE_CONFIG, experiment=copy.deepcopy(config))
+    return [problem for answer in answers for problem in answer]
 
 
 def plugin_infos(manager: PluginManager) -> list[PluginInfo]:
     """Name, source, version, implemented hooks and code hash of every registered plugin."""
     infos = []
-    for name, plugin in manager.list_name_plugin():
+    order = list(manager.records)
+    listed = sorted(
+        manager.list_name_plugin(),
+        key=lambda item: order.index(item[0]) if item[0] in order else len(order),
+    )
+    for name, plugin in listed:
         record = manager.records.get(name)
         if record is None:  # registered by hand, not through this module
             source, version = "registered", "unknown"

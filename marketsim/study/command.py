@@ -13,6 +13,7 @@ from pathlib import Path
 
 import click
 
+from marketsim.diagnostics import strict_warnings
 from marketsim.errors import ExperimentError
 from marketsim.errors import MarketsimError
 from marketsim.study.executors import EXECUTORS
@@ -59,23 +60,30 @@ INTERRUPTED = 130
 @click.option("--resume", is_flag=True, help="Run only the tasks missing from DIR.")
 @click.option("--overwrite", is_flag=True, help="Replace a study already in DIR.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary.")
-def study(file, out, executor, workers, scheduler, resume, overwrite, quiet):
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="Treat warnings found while loading the study as errors (exit 2), e.g. an "
+    "installed plugin that fails to load.",
+)
+def study(file, out, executor, workers, scheduler, resume, overwrite, quiet, strict):
     """Run the study FILE: every scenario x design point x replication, one task each."""
     plan = None
     try:
-        if scheduler is not None and executor != "dask":
-            raise ExperimentError("--scheduler needs --executor dask")
-        plan = plan_study(file, out, resume, overwrite)
-        show_bar = not quiet and sys.stderr.isatty()
-        with click.progressbar(
-            length=len(plan.remaining),
-            label=plan.study.name,
-            file=sys.stderr,
-            hidden=not show_bar,
-            show_eta=True,
-            show_pos=True,
-        ) as bar:
-            execute_study(plan, executor, workers, scheduler, progress=bar.update)
+        with strict_warnings(strict):
+            if scheduler is not None and executor != "dask":
+                raise ExperimentError("--scheduler needs --executor dask")
+            plan = plan_study(file, out, resume, overwrite)
+            show_bar = not quiet and sys.stderr.isatty()
+            with click.progressbar(
+                length=len(plan.remaining),
+                label=plan.study.name,
+                file=sys.stderr,
+                hidden=not show_bar,
+                show_eta=True,
+                show_pos=True,
+            ) as bar:
+                execute_study(plan, executor, workers, scheduler, progress=bar.update)
     except MarketsimError as error:
         line = error.line() if isinstance(error, ExperimentError) else str(error)
         click.echo(one_line(f"error: {line}"), err=True)
