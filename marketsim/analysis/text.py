@@ -32,7 +32,8 @@ def run_summary(results_or_dir: Any) -> str:
         results_or_dir: a `marketsim.results.Results` or a run directory.
 
     Returns:
-        A header line and one line per sector, in the order of the sectors table.
+        A header line and one line per sector, in the order of the sectors table; one
+        line saying so when the experiment has no firm sectors.
 
     Raises:
         AnalysisError: the directory is not a run directory, or has no sectors table.
@@ -44,8 +45,10 @@ def run_summary(results_or_dir: Any) -> str:
         sectors = loaded.tables.get("sectors")
     else:
         sectors = results_or_dir.tables.get("sectors")
-    if sectors is None or sectors.empty:
+    if sectors is None:
         raise AnalysisError(f"{results_or_dir}: no sectors table to summarise")
+    if sectors.empty:  # an economy without firms (e.g. plugins/classics/brock_hommes.py)
+        return "no firm sectors to summarise (see chain.parquet and markets.parquet)"
     columns = [c for c in ("revenue", "gross_profit") if c in sectors.columns]
     units = {"sectors": {"revenue": "USD per step"}}
     outcomes = outcome_measures(
