@@ -1,4 +1,4 @@
-"""The command line: ``marketsim run | validate | graph | plugins``.
+"""The command line: ``marketsim run | validate | graph | plugins | new-plugin``.
 
 Nothing economic lives here. Every error a user can cause is shown as one line on stderr
 (newlines and control characters in it escaped as ``\\n`` and so on) with exit code 2 and no
@@ -36,6 +36,8 @@ from marketsim.plugins import plugin_manager
 from marketsim.results import one_line
 from marketsim.results import results_target
 from marketsim.runner import run as run_experiment
+from marketsim.scaffold import KINDS as PLUGIN_KINDS
+from marketsim.scaffold import write_plugin
 
 USER_ERROR = 2
 INTERRUPTED = 130
@@ -237,6 +239,32 @@ def plugins(file):
             click.echo(f"{info.name}  {info.version}  ({info.source})")
             for hook in info.hooks:
                 click.echo(f"    {hook}")
+
+
+@cli.command("new-plugin")
+@click.argument("name")
+@click.option(
+    "--kind",
+    type=click.Choice(PLUGIN_KINDS),
+    default=PLUGIN_KINDS[0],
+    show_default=True,
+    help="What the example plugin does: a sector, a policy, a clearing mechanism or a metric.",
+)
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(path_type=Path),
+    default=Path("."),
+    help="Where to write the package NAME/ (default: the working directory).",
+)
+def new_plugin(name, kind, directory):
+    """Write a pip-installable plugin package NAME/ (module, test, example experiment)."""
+    with user_errors():
+        target = write_plugin(name, kind, directory)
+        click.echo(
+            f"wrote {one_line(str(target))}/: pyproject.toml, {name}.py, tests/, experiments/"
+        )
+        click.echo(f"next: cd {one_line(str(target))} && pip install -e . && pytest")
 
 
 def _register_commands() -> None:

@@ -22,38 +22,41 @@ import weakref
 
 import numpy as np
 
-import marketsim
+from marketsim.plugin import MetricSpec
+from marketsim.plugin import Param
+from marketsim.plugin import TableSchema
+from marketsim.plugin import hookimpl
 
 __version__ = "1.0.0"
 
-TABLE = marketsim.TableSchema(
+TABLE = TableSchema(
     doc="Close trade in one good from sellers in one region to buyers in another.",
     params={
-        "good": marketsim.Param(
+        "good": Param(
             str,
             "accelerators",
             "the controlled good (a market of the experiment)",
             source="scenario lever",
         ),
-        "from_region": marketsim.Param(
+        "from_region": Param(
             str, "us", "region of the sellers ([graph] regions)", source="scenario lever"
         ),
-        "to_region": marketsim.Param(
+        "to_region": Param(
             str, "asia", "region of the buyers ([graph] regions)", source="scenario lever"
         ),
-        "start_step": marketsim.Param(
+        "start_step": Param(
             int, 24, "first step of the control", "step", ge=0, source="scenario lever"
         ),
     },
 )
 
 
-@marketsim.hookimpl
+@hookimpl
 def marketsim_register_config_tables(register):
     register("export_controls", TABLE)
 
 
-@marketsim.hookimpl
+@hookimpl
 def marketsim_modify_graph(graph, experiment):
     """Check the rule against the experiment before anything runs (a typo is an error)."""
     rule = experiment["export_controls"]
@@ -71,7 +74,7 @@ def marketsim_modify_graph(graph, experiment):
         )
 
 
-@marketsim.hookimpl
+@hookimpl
 def marketsim_before_clear(model, market):
     rule = model.experiment["export_controls"]
     if market.name != rule["good"] or model.step_index < rule["start_step"]:
@@ -96,10 +99,10 @@ def _regions(participants, count: int) -> np.ndarray:
     return region
 
 
-@marketsim.hookimpl
+@hookimpl
 def marketsim_register_metrics(register):
     register(
-        marketsim.MetricSpec(
+        MetricSpec(
             "chain",
             "export_controlled_edges",
             _closed_edges,
