@@ -27,6 +27,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
+import pluggy
+
 from marketsim.errors import MarketsimError
 from marketsim.errors import one_line
 
@@ -64,10 +66,12 @@ def warn(message: str, going_on: str = "") -> None:
 def warning_lines() -> Iterator[None]:
     """Print every `MarketsimWarning` raised inside as one line on stderr, each time.
 
-    Other warnings are shown as Python shows them.
+    Other warnings are shown as Python shows them, except pluggy's
+    ``PluggyTeardownRaisedWarning``: the error it announces is reported on its own line.
     """
     with warnings.catch_warnings():
         warnings.simplefilter("always", MarketsimWarning)
+        warnings.simplefilter("ignore", pluggy.PluggyTeardownRaisedWarning)
         shown = warnings.showwarning
 
         def show(message, category, filename, lineno, file=None, line=None):

@@ -195,6 +195,28 @@ def marketsim_step_end(model):
     return result
 """
 
+OLD_STYLE_RAISES_AFTER = """\
+import marketsim
+
+
+@marketsim.hookimpl(hookwrapper=True)
+def marketsim_step_end(model):
+    yield
+    if model.step_index == 1:
+        raise ValueError("old style")
+"""
+
+NEVER_YIELDS = """\
+import marketsim
+
+
+@marketsim.hookimpl(wrapper=True)
+def marketsim_step_end(model):
+    if model.step_index < 100:
+        return None
+    yield
+"""
+
 PASSIVE_WRAPPER = """\
 import marketsim
 
@@ -216,6 +238,14 @@ def marketsim_step_end(model):
         (
             {"wrap": WRAPPER_RAISES_AFTER},
             "error: plugin 'wrap.py' raised in hook marketsim_step_end: KeyError: 'tally'",
+        ),
+        (  # pluggy's own warning about it is not printed: the error is the one line
+            {"old": OLD_STYLE_RAISES_AFTER},
+            "error: plugin 'old.py' raised in hook marketsim_step_end: ValueError: old style",
+        ),
+        (
+            {"never": NEVER_YIELDS},
+            "error: plugin 'never.py' hook marketsim_step_end: a wrapper must yield, it returned",
         ),
         (  # an error from inside a wrapper keeps the name of the plugin that raised it
             {"wrap": PASSIVE_WRAPPER, "boom": RAISES},
