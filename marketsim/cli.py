@@ -194,6 +194,7 @@ def validate(file, sets):
     """Check FILE and print the resolved experiment with every default filled in."""
     with user_errors():
         experiment = load_experiment(file, list(sets))
+        check_experiment(experiment)  # a good nobody buys: a warning on stderr
         click.echo(f"# {file}: valid (sha256 {experiment.sha256})")
         click.echo(dump_toml(experiment.config), nl=False)
 

@@ -99,7 +99,8 @@ def unbought_goods(experiment: Experiment) -> dict[str, list[str]]:
     """Goods sold in the experiment that no sector of the experiment buys.
 
     A sector counts when it has firms (``count`` >= 1) or may gain them
-    (``potential_entrants`` >= 1).
+    (``potential_entrants`` >= 1). It buys the goods its class buys and the inputs its table
+    adds (``[agents.<name>.inputs.<good>]``, with those sellers add by ``input_to``).
 
     Returns:
         good -> the sectors selling it, for each good without a buyer.
@@ -112,13 +113,23 @@ def unbought_goods(experiment: Experiment) -> dict[str, list[str]]:
         return table.get("count", 0) > 0 or table.get("potential_entrants", 0) > 0
 
     present = [name for name in experiment.sector_names() if active(name)]
-    bought = {good for name in present for good in classes[name].buys}
+    bought = {good for name in present for good in _goods_bought(classes[name], agents[name])}
     unbought: dict[str, list[str]] = {}
     for name in present:
         good = classes[name].sells
         if good is not None and good not in bought:
             unbought.setdefault(good, []).append(name)
     return unbought
+
+
+def _goods_bought(cls, params) -> tuple[str, ...]:
+    """The goods a sector buys: its class's and the inputs its parameters add."""
+    added = params.get(ADDED_INPUTS)
+    return (*cls.buys, *(added if isinstance(added, dict) else ()))
+
+
+ADDED_INPUTS = "inputs"
+"""The key of a sector's table that adds inputs to its recipe (docs/plugins.md)."""
 
 
 def check_experiment(experiment: Experiment) -> None:

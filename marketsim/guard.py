@@ -13,7 +13,7 @@ The model calls these checks inside every step (`marketsim.model.SupplyChainMode
   then, not the sector that reads the value next;
 - after the mechanism, and after a plugin's ``marketsim_after_clear``: the
   `ClearingOutcome` (a `ClearingOutcome`, arrays of one value per seller or buyer, finite
-  and >= 0, price finite and >= 0);
+  and >= 0, price finite and >= 0) and the market's book;
 - after each plugin's implementation of a phase hook (``marketsim_step_start``,
   ``marketsim_before_clear``, ``marketsim_after_clear``, ``marketsim_step_end``; each half
   of a wrapper): everything a hook can reach, that is every market's whole book (prices,
@@ -475,7 +475,8 @@ def checked_outcome(
 
     Raises:
         StepGuardError: not a `ClearingOutcome`, an array of the wrong length or not
-            numeric, a value NaN, inf or negative, or a price NaN, inf or negative.
+            numeric, a value NaN, inf or negative, or a price NaN, inf or negative; or a
+            bad value in the market's book (the mechanism or hook wrote it there).
     """
     step = model.step_index
     if not isinstance(outcome, ClearingOutcome):
@@ -505,6 +506,8 @@ def checked_outcome(
         price = outcome.price = float(price)
     if not _value_obeys(price, QUANTITY):
         raise StepGuardError(f"{who}: field 'price' {describe(price)} at step {step}")
+    if not _book_ok(market.book):  # a mechanism may not spoil the book it cleared
+        check_book(model, market, who)
     if _finite_non_negative(np.concatenate(arrays)):
         return outcome
     for (name, side), values in zip(OUTCOME_FIELDS, arrays, strict=True):

@@ -440,6 +440,36 @@ def marketsim_before_clear(model, market):
     )
 
 
+def test_mechanism_spoiling_the_book_is_named(write_experiment, tmp_path):
+    """A clearing mechanism that writes a NaN into the book it clears is named."""
+    source = """\
+import numpy as np
+
+import marketsim
+from marketsim.markets.mechanisms import POSTED_PRICE
+from marketsim.markets.mechanisms import clear_posted_price
+
+
+def clear(book, params):
+    outcome = clear_posted_price(book, params)
+    book.buyer_demand[0] = np.nan
+    return outcome
+
+
+@marketsim.hookimpl
+def marketsim_register_mechanisms(register):
+    register(marketsim.MechanismSpec("leaky", clear, POSTED_PRICE.schema))
+"""
+    names = write_plugins(tmp_path, bad=source)
+    text = plugins_line(names) + '[markets.power]\nmechanism = "leaky"\n'
+    out = tmp_path / "out"
+    line = refused(run_cli("run", write_experiment(text), "--out", out, "-q"), out)
+    assert line == (
+        "error: plugin 'bad.py' mechanism 'leaky' (clear in market 'power'): field "
+        "'book.buyer_demand' is NaN at step 0 (buyer datacenter:0)"
+    )
+
+
 def test_wrapper_spoiling_a_book_after_yield_is_named(write_experiment, tmp_path):
     """What a wrapper writes after its yield is checked and blamed on the wrapper."""
     source = """\
@@ -535,6 +565,9 @@ def test_good_with_no_buyer_warns_and_strict_refuses(write_experiment, tmp_path)
     assert refused(run_cli("run", path, "--out", strict_out, "-q", "--strict"), strict_out) == (
         f"error: {expected}"
     )
+    validated = run_cli("validate", path)
+    assert validated.exit_code == 0, validated.output
+    assert validated.stderr.splitlines() == [f"warning: {expected}"]
 
 
 @pytest.mark.parametrize(
