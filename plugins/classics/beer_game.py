@@ -287,12 +287,9 @@ class BeerFactory(BeerStage):
     doc = "Beer game factory: sells to the distributor, brews with a lead time."
     sells = "beer_factory"
     buys = ()
-    schema = stage_schema(doc, 3.0).merged(
+    schema = stage_schema(doc, 2.0).merged(
         TableSchema(
             params={
-                "unit_price": Param(
-                    float, 2.0, "price per case", "USD per case", gt=0, le=1e9, source="assumption"
-                ),
                 "brewing_cost": Param(
                     float,
                     1.0,
