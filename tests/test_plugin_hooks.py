@@ -570,6 +570,22 @@ def test_good_with_no_buyer_warns_and_strict_refuses(write_experiment, tmp_path)
     assert validated.stderr.splitlines() == [f"warning: {expected}"]
 
 
+def test_study_strict_refuses_a_good_with_no_buyer(write_experiment, tmp_path):
+    """study --strict: a scenario with a good nobody buys stops before any task is written."""
+    names = write_plugins(tmp_path, cooling=COOLING)
+    path = write_experiment(plugins_line(names) + "[agents.cooling]\ncount = 1\n", steps=2)
+    study = tmp_path / "study.toml"
+    study.write_text(
+        f'[study]\nname = "s"\nreplications = 1\n[study.scenarios]\ncool = "{path.name}"\n'
+    )
+    out = tmp_path / "study_out"
+    line = refused(run_cli("study", study, "--out", out, "-q", "--strict", "--workers", 1), out)
+    assert line == (
+        f"error: {path}: good 'cooling_units' has no buyer: sector 'cooling' sells it but no "
+        "sector in the experiment buys it"
+    )
+
+
 @pytest.mark.parametrize(
     ("extra_plugins", "reason"),
     [

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import click
 
+from marketsim.diagnostics import check_experiment
 from marketsim.diagnostics import strict_warnings
 from marketsim.errors import ExperimentError
 from marketsim.errors import MarketsimError
@@ -63,8 +64,8 @@ INTERRUPTED = 130
 @click.option(
     "--strict",
     is_flag=True,
-    help="Treat warnings found while loading the study as errors (exit 2), e.g. an "
-    "installed plugin that fails to load.",
+    help="Treat warnings found while loading the study as errors (exit 2, nothing "
+    "written): an installed plugin that fails to load, a good nobody buys.",
 )
 def study(file, out, executor, workers, scheduler, resume, overwrite, quiet, strict):
     """Run the study FILE: every scenario x design point x replication, one task each."""
@@ -74,6 +75,8 @@ def study(file, out, executor, workers, scheduler, resume, overwrite, quiet, str
             if scheduler is not None and executor != "dask":
                 raise ExperimentError("--scheduler needs --executor dask")
             plan = plan_study(file, out, resume, overwrite)
+            for scenario in plan.study.scenarios:  # a good nobody buys: warn (--strict: stop)
+                check_experiment(scenario.experiment)
             show_bar = not quiet and sys.stderr.isatty()
             with click.progressbar(
                 length=len(plan.remaining),
