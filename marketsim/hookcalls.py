@@ -86,16 +86,18 @@ def _config_problems(plugin_name: str, answer: Any) -> list[tuple[str, str]] | N
     """A ``marketsim_validate_config`` answer as (key, message) pairs, or `PluginError`."""
     if answer is None:
         return None
-    try:
-        problems = [(key, message) for key, message in answer]
-    except (TypeError, ValueError):
-        problems = None
-    if problems is None or not all(isinstance(p, str) for pair in problems for p in pair):
+    pairs = isinstance(answer, list | tuple) and all(
+        isinstance(pair, list | tuple)
+        and len(pair) == 2
+        and all(isinstance(part, str) for part in pair)
+        for pair in answer
+    )
+    if not pairs:
         raise PluginError(
             f"plugin {plugin_name!r} hook {VALIDATE_CONFIG}: expected a list of (key, message) "
             f"pairs of strings, got {one_line(repr(answer))[:120]}"
         )
-    return problems
+    return [(key, message) for key, message in answer]
 
 
 _ANSWER_CHECKS = {VALIDATE_CONFIG: _config_problems}

@@ -324,6 +324,7 @@ def test_validate_config_hook_passes_and_cannot_change_the_experiment(write_expe
     [
         ("return 'price_cap too low'", "expected a list of (key, message) pairs of strings"),
         ("return [('carbon.price_cap', 3)]", "expected a list of (key, message) pairs"),
+        ("return ['ab']", "expected a list of (key, message) pairs"),
         ("raise RuntimeError('corridor')", "raised in hook marketsim_validate_config"),
     ],
 )
