@@ -17,9 +17,8 @@ its fundamental value (a pitchfork: two non-fundamental steady states).
 What the plugin registers: the sector ``bh_traders`` (one member per independent asset
 market, end investors without firm accounts: the asset is in zero net supply, so clearing
 moves no quantity between simulated sectors and the market-clearing price is the closed form
-above, computed by the project's vectorised Brock-Hommes map
-`marketsim.markets.beliefs.sector_beliefs_step`, element by element the numba kernel
-`brock_hommes_step`), and the chain columns ``bh_deviation``, ``bh_price``,
+above, computed by the project's numba kernel `marketsim.markets.beliefs.brock_hommes_step`
+run over every market in a numba loop), and the chain columns ``bh_deviation``, ``bh_price``,
 ``bh_trend_share`` and ``bh_beta_star``.
 
 Use: ``marketsim run experiments/classics/brock_hommes.toml`` (beta = 2.2, below beta*) or
@@ -31,8 +30,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from numba import njit
 
-from marketsim.markets.beliefs import sector_beliefs_step
+from marketsim.markets.beliefs import brock_hommes_step
 from marketsim.plugin import MetricSpec
 from marketsim.plugin import Param
 from marketsim.plugin import Sector
@@ -147,27 +147,39 @@ class BrockHommesTraders(Sector):
 
     def observe(self, step: int) -> None:
         p = self.params
-        shock = p["noise"] * self.rng.standard_normal(self.count) if p["noise"] else 0.0
-        new, share = sector_beliefs_step(
+        shock = p["noise"] * self.rng.standard_normal(self.count)
+        new, share = np.empty(self.count), np.empty(self.count)
+        step_markets(
             self.deviation,
             self.deviation_1,
             self.deviation_2,
-            0.0,  # no fundamental news: the classic map
             p["gross_return"],
             p["trend"],
-            p["bias"],
             p["bias"],
             p["cost"],
             p["intensity_of_choice"],
             shock,
+            new,
+            share,
         )
         self.deviation_2 = self.deviation_1
         self.deviation_1 = self.deviation
-        self.deviation = np.asarray(new, dtype=float) * np.ones(self.count)
-        self.trend_share = np.asarray(share, dtype=float) * np.ones(self.count)
+        self.deviation = new
+        self.trend_share = share
 
     def capacity(self) -> np.ndarray:
         return np.zeros(self.count)
+
+
+@njit(cache=False)  # a plugin file is executed from its bytes: nowhere to cache to
+def step_markets(x1, x2, x3, gross_return, trend, bias, cost, intensity, shock, out_x, out_n):
+    """One period of the Brock-Hommes map in every market: the project's numba kernel
+    `brock_hommes_step` over arrays (x_(t-1), x_(t-2), x_(t-3), shock), written to
+    ``out_x`` (x_t) and ``out_n`` (trend followers' share)."""
+    for i in range(x1.shape[0]):
+        out_x[i], out_n[i] = brock_hommes_step(
+            x1[i], x2[i], x3[i], gross_return, trend, bias, cost, intensity, shock[i]
+        )
 
 
 def critical_intensity(gross_return: float, trend: float, cost: float) -> float:
