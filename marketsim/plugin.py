@@ -25,7 +25,8 @@ What is here, by topic (docs/plugins.md, "The plugin API", has one line per name
 - metrics: `MetricSpec`, `by_sector`, `ratio`;
 - the ledger: `transfer`, `outside_account_index`, `OUTSIDE_ACCOUNTS`, `FLOWS`;
 - running and testing: `load_experiment`, `run`, `Experiment`, `Results`, `SupplyChainModel`;
-- errors: `MarketsimError`, `ExperimentError`, `PluginError`, `LedgerError`;
+- errors and warnings: `MarketsimError`, `ExperimentError`, `PluginError`, `LedgerError`,
+  `MarketsimWarning`;
 - versioning: `API_VERSION`, `require_api`.
 
 Versioning (semantic, independent of the package version): the names in `__all__` and their
@@ -44,6 +45,7 @@ from typing import Any
 
 import numpy as np
 
+from marketsim.diagnostics import MarketsimWarning
 from marketsim.entry import operating_mean
 from marketsim.entry import starting_capacity
 from marketsim.errors import ExperimentError
@@ -234,6 +236,7 @@ __all__ = [
     "Market",
     "MarketBook",
     "MarketsimError",
+    "MarketsimWarning",
     "MechanismSpec",
     "MetricSpec",
     "OUTSIDE_ACCOUNTS",

@@ -57,21 +57,25 @@ def marketsim_register_config_tables(register):
 
 
 @hookimpl
-def marketsim_modify_graph(graph, experiment):
+def marketsim_validate_config(experiment):
     """Check the rule against the experiment before anything runs (a typo is an error)."""
     rule = experiment["export_controls"]
     regions = experiment["graph"]["regions"]
-    for key in ("from_region", "to_region"):
-        if rule[key] not in regions:
-            raise ValueError(
-                f"export_controls.{key}: must be one of {', '.join(map(repr, regions))}, "
-                f"got {rule[key]!r}"
-            )
-    if rule["good"] not in experiment["markets"]:
-        raise ValueError(
-            f"export_controls.good: must be one of "
-            f"{', '.join(map(repr, experiment['markets']))}, got {rule['good']!r}"
+    goods = list(experiment["markets"])
+    problems = [
+        (f"export_controls.{key}", f"must be one of {_listed(regions)}, got {rule[key]!r}")
+        for key in ("from_region", "to_region")
+        if rule[key] not in regions
+    ]
+    if rule["good"] not in goods:
+        problems.append(
+            ("export_controls.good", f"must be one of {_listed(goods)}, got {rule['good']!r}")
         )
+    return problems
+
+
+def _listed(names) -> str:
+    return ", ".join(map(repr, names))
 
 
 @hookimpl

@@ -32,6 +32,7 @@ PINNED = [
     "Market",
     "MarketBook",
     "MarketsimError",
+    "MarketsimWarning",
     "MechanismSpec",
     "MetricSpec",
     "OUTSIDE_ACCOUNTS",
