@@ -13,9 +13,9 @@ package) for one kind of plugin and writes, under ``DIR/NAME``:
   the plugin by module name, so it runs installed or with ``PYTHONPATH=.``);
 - ``README.md``: how to install, test, run and change it.
 
-NAME must be a Python identifier that no importable module and nothing marketsim or an
-installed plugin registers (sector, good, mechanism, table, result column) already uses,
-and ``DIR/NAME`` must not exist: otherwise `ScaffoldError` (one line, exit code 2 from the
+NAME must be a Python identifier, ``DIR/NAME`` must not exist, and no importable module and
+nothing marketsim or an installed plugin registers (sector, good, mechanism, table, result
+column) may already use NAME: otherwise `ScaffoldError` (one line, exit code 2 from the
 command) and nothing is written. The files are written into a temporary directory beside the
 target and renamed into place at the end, so an interrupted or failed call leaves nothing
 half-written, and no existing file is ever overwritten.
@@ -87,8 +87,8 @@ def package_files(name: str, kind: str) -> tuple[GeneratedFile, ...]:
     )
 
 
-def check_name(name: str) -> None:
-    """Refuse a NAME that is not an identifier, or that something already uses.
+def check_identifier(name: str) -> None:
+    """Refuse a NAME that is not a Python identifier (so it is also a safe folder name).
 
     Raises:
         ScaffoldError: what was expected and what NAME is.
@@ -100,6 +100,14 @@ def check_name(name: str) -> None:
             "new-plugin",
             "NAME",
         )
+
+
+def check_unused(name: str) -> None:
+    """Refuse a NAME that marketsim keeps, an importable module or a registered name uses.
+
+    Raises:
+        ScaffoldError: what uses NAME already.
+    """
     if name in RESERVED:
         raise ScaffoldError(
             f"{name!r} is reserved by marketsim; choose another name", "new-plugin", "NAME"
@@ -193,8 +201,7 @@ def write_plugin(name: str, kind: str = KINDS[0], directory: Path | str = ".") -
         ScaffoldError: a bad name or kind, ``directory/name`` exists, or ``directory`` is
             not a directory; nothing is written then.
     """
-    check_name(name)
-    files = render(name, kind)
+    check_identifier(name)
     directory = Path(directory)
     target = directory / name
     if target.exists() or target.is_symlink():
@@ -202,6 +209,8 @@ def write_plugin(name: str, kind: str = KINDS[0], directory: Path | str = ".") -
             f"{target} exists; new-plugin never overwrites files: choose another NAME or --dir",
             "new-plugin",
         )
+    check_unused(name)
+    files = render(name, kind)
     if directory.exists() and not directory.is_dir():
         raise ScaffoldError(
             f"expected a directory, got the file {directory}", "new-plugin", "--dir"

@@ -150,6 +150,17 @@ def test_plugins_doc_examples_import_only_the_plugin_api():
     assert not offending, offending
     python = [body for language, body in blocks if language == "python"]
     assert python and all("marketsim.plugin" in body for body in python)
+    for body in python:
+        compile(body, "docs/plugins.md", "exec")  # every Python example is valid Python
+
+
+def test_the_api_section_lists_only_names_the_api_has():
+    section = _section(DOC.read_text(encoding="utf-8"), "## 9 The plugin API")
+    listed = set()
+    for cell in re.findall(r"^\| (`.*?) \|", section, re.M):
+        listed.update(re.findall(r"`([A-Za-z_]\w*)[`(]", cell))
+    assert listed, "no table in section 9"
+    assert listed <= set(PINNED), sorted(listed - set(PINNED))
 
 
 def _worked_examples(tmp_path: Path) -> list[Path]:
