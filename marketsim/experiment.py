@@ -45,6 +45,9 @@ from marketsim.plugins import plugin_manager
 from marketsim.plugins import plugin_records
 from marketsim.plugins import restore_plugin_manager
 from marketsim.plugins import validate_config
+from marketsim.recipes import add_seller_inputs
+from marketsim.recipes import check_added_inputs
+from marketsim.recipes import goods_bought
 from marketsim.schema import Registry
 from marketsim.schema import TableSchema
 from marketsim.sectors.base import Sector
@@ -261,7 +264,7 @@ class Experiment:
         present = self.sector_names()
         classes = self.components.sectors
         sells = {name: classes[name].sells for name in present}
-        buys = {name: classes[name].buys for name in present}
+        buys = {name: goods_bought(classes[name], self.config["agents"][name]) for name in present}
         graph = build_supply_graph(
             {name: self.config["agents"][name]["count"] for name in present},
             sells,
@@ -337,6 +340,8 @@ def _validated(raw, origins, source, manager, components, overrides) -> Experime
         if any(components.sectors[s].sells == good for s in present)
     }
     check_restrictions(config["graph"], list(config["markets"]), source)
+    add_seller_inputs(config, components)
+    check_added_inputs(config, components, origins, source)
     check_chain(config, components, source)
     for name, params in config["agents"].items():
         for key, message in components.sectors[name].check_params(params):
@@ -397,7 +402,7 @@ def check_chain(config: dict[str, Any], components: Components, source: str) -> 
         )
     sold = {components.sectors[n].sells for n in present if config["agents"][n]["count"]}
     for name in present:
-        for good in components.sectors[name].buys:
+        for good in goods_bought(components.sectors[name], config["agents"][name]):
             if good not in sold and config["agents"][name]["count"]:
                 sellers = [s for s, c in components.sectors.items() if c.sells == good]
                 hint = f" (add [agents.{sellers[0]}] with count >= 1)" if sellers else ""

@@ -68,6 +68,8 @@ from marketsim.metrics import Recorder
 from marketsim.plugins import BUILTIN_NAME
 from marketsim.plugins import call_hook
 from marketsim.plugins import guarded
+from marketsim.recipes import goods_bought
+from marketsim.recipes import metrics_for
 
 if TYPE_CHECKING:
     from marketsim.experiment import Experiment
@@ -184,7 +186,7 @@ class SupplyChainModel(mesa.Model):
                 sector.accounts,
                 self.entry.dormant_cash(sector, self._starting_cash(sector)),
             )
-        self.recorder = Recorder(self, components.metrics)
+        self.recorder = Recorder(self, metrics_for(self, components.metrics))
 
     # -- building --------------------------------------------------------------------------
 
@@ -275,9 +277,9 @@ class SupplyChainModel(mesa.Model):
             if good in order or good in visiting:
                 return
             visiting.add(good)
-            for cls in classes.values():
+            for name, cls in classes.items():
                 if cls.sells == good:
-                    for upstream in cls.buys:
+                    for upstream in goods_bought(cls, self.experiment["agents"][name]):
                         if upstream in sold:
                             visit(upstream)
             order.append(good)
@@ -291,8 +293,8 @@ class SupplyChainModel(mesa.Model):
         table = self.experiment["markets"][good]
         mechanism = self.components.mechanisms[table["mechanism"]]
         params = {k: v for k, v in table.items() if k != "mechanism"}
-        sellers = self._participants(lambda c: c.sells == good)
-        buyers = self._participants(lambda c: good in c.buys)
+        sellers = self._participants(lambda s: s.sells == good)
+        buyers = self._participants(lambda s: good in s.buys)  # with added inputs
         indptr, edge_seller = market_csr(
             self.graph,
             good,
@@ -321,7 +323,7 @@ class SupplyChainModel(mesa.Model):
     def _participants(self, condition) -> MarketParticipants:
         blocks, accounts, start = [], [], 0
         for sector in self.sectors.values():
-            if condition(type(sector)):
+            if condition(sector):
                 blocks.append((sector, start, sector.count))
                 accounts.append(sector.accounts)
                 start += sector.count

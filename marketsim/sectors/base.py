@@ -23,6 +23,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from marketsim.recipes import Recipe
 from marketsim.schema import Param
 from marketsim.schema import TableSchema
 
@@ -200,6 +201,11 @@ class Sector:
             earnings). The step guard (`marketsim.guard`) checks every public float
             attribute after each phase: these must be finite, all others are quantities or
             prices and must be finite and >= 0.
+        recipe: what a producing sector needs per unit of capacity or output
+            (`marketsim.recipes.Recipe`); empty for sectors that produce from nothing.
+        input_to: for a sector that sells an input of other sectors, sector name ->
+            ``{"per_<base>": amount}``: the input it adds to those sectors' recipes when it
+            is present in an experiment (`marketsim.recipes`); empty by default.
 
     Args:
         model: the model the sector belongs to.
@@ -219,6 +225,8 @@ class Sector:
     outside_account: ClassVar[str] = ""
     supplies_equity: ClassVar[bool] = False
     signed_fields: ClassVar[frozenset[str]] = frozenset({"growth_smoothed"})
+    recipe: ClassVar[Recipe] = Recipe()
+    input_to: ClassVar[dict[str, dict[str, float]]] = {}
 
     def __init__(
         self,
@@ -307,6 +315,18 @@ class Sector:
         Equals `capacity` unless assets can sit idle for want of inputs (stranded).
         """
         return self.capacity()
+
+    def opening_price(self) -> np.ndarray | float | None:
+        """Price each member posts in the first month (the sold good's price unit), from its
+        parameters, so it can be read before ``setup``; None if not known in advance. The
+        market of the good publishes their mean (`marketsim.sectors.market_data`)."""
+        return None
+
+    def notional_demand(self, price, step: int) -> np.ndarray | None:
+        """Each member's demand for the good it buys at ``price`` in month ``step``, without
+        noise (its demand schedule); None for sectors that publish none. Sellers read the
+        sum through their market (`marketsim.sectors.market_data.demand_at_price`)."""
+        return None
 
     def physical_stocks(self) -> dict[str, np.ndarray]:
         """Good name -> what each member holds by its own state (checked against the ledger)."""

@@ -57,6 +57,8 @@ from marketsim.entry import operating_mean
 from marketsim.entry import starting_capacity
 from marketsim.finance import affordable_share
 from marketsim.finance import capex_budget
+from marketsim.recipes import goods_bought
+from marketsim.recipes import inputs_param
 from marketsim.schema import Param
 from marketsim.sectors.base import HOURS_PER_MONTH
 from marketsim.sectors.base import MAX_RESPONSE
@@ -69,6 +71,8 @@ from marketsim.sectors.base import smooth
 from marketsim.sectors.base import smoothing_param
 from marketsim.sectors.compute_pricing import compute_price
 from marketsim.sectors.compute_pricing import compute_pricing_params
+from marketsim.sectors.datacenter_inputs import DATACENTER_RECIPE
+from marketsim.sectors.datacenter_inputs import DatacenterInputs
 from marketsim.sectors.fleet import GenerationFleet
 from marketsim.sectors.fleet import SlotGenerations
 from marketsim.sectors.fleet import newest_first
@@ -76,7 +80,7 @@ from marketsim.sectors.fleet import run_newest_first
 from marketsim.technology import GenerationSchedule
 
 
-class Datacenter(GenerationFleet, Sector):
+class Datacenter(DatacenterInputs, GenerationFleet, Sector):
     """Data-center operators (see module doc)."""
 
     name = "datacenter"
@@ -84,6 +88,7 @@ class Datacenter(GenerationFleet, Sector):
     sells = "compute"
     buys = ("accelerators", "network_kits", "power")
     purchase_flows = {"accelerators": "capex", "network_kits": "capex", "power": "cost_of_goods"}
+    recipe = DATACENTER_RECIPE
     schema = firm_schema(
         doc,
         {
@@ -304,8 +309,17 @@ class Datacenter(GenerationFleet, Sector):
                 source="docs/calibration.md: data centers: capex of the four largest US "
                 "hyperscalers +63% 2023-2024 and about +60% 2024-2025 (about 4% a month)",
             ),
+            "inputs": inputs_param(DATACENTER_RECIPE),
         },
     )
+
+    def __init__(self, model, params, rows, count, region):
+        super().__init__(model, params, rows, count, region)
+        self.recipe = type(self).recipe.with_added(params)
+        """The recipe with the experiment's added inputs (`marketsim.recipes`)."""
+        self.buys = goods_bought(type(self), params)
+        self.purchase_flows = {**type(self).purchase_flows}
+        self.purchase_flows.update({item.good: "capex" for item in self.added_inputs})
 
     def setup(self) -> None:
         p = self.params
@@ -364,25 +378,7 @@ class Datacenter(GenerationFleet, Sector):
         ledger = self.model.ledger
         ledger.open_balance(ledger.asset("accelerators"), self.accounts, self.fleet)
         ledger.open_balance(ledger.asset("network_kits"), self.accounts, self.kits)
-
-    def _unit_capex_guess(self) -> float:
-        """Capex per accelerator of the installed base: accelerator + kit + rest of server."""
-        sectors = self.model.sectors
-        accelerator = (
-            sectors["chip_vendor"].params["initial_price_usd"]
-            if ("chip_vendor" in sectors)
-            else 27_500.0
-        )
-        kit = (
-            sectors["network_vendor"].params["initial_price_usd"]
-            if ("network_vendor" in sectors)
-            else 5_500.0
-        )
-        return (
-            accelerator
-            + kit * self.params["kits_per_accelerator"]
-            + self.params["server_overhead_usd_per_accelerator"]
-        )
+        self._setup_added_inputs()
 
     # -- phases ---------------------------------------------------------------------------
 
@@ -399,9 +395,14 @@ class Datacenter(GenerationFleet, Sector):
         self.kits += shift_pipeline(self.kit_pipeline)
         self.shell_mw += shift_pipeline(self.shell_pipeline)
         self._retire_uneconomic(step)
+        self._retire_added_inputs()
 
     def bid(self, market, block) -> None:
         alive = self.alive
+        added = self._added_index(market.name)
+        if added is not None:
+            self._bid_added_input(market, block, added)
+            return
         if market.name == "accelerators":  # orders are cut to what can be funded now
             demand = self.accelerator_order * self._funded_share(
                 self.accelerator_order * market.book.seller_price.mean()
@@ -430,7 +431,10 @@ class Datacenter(GenerationFleet, Sector):
     def on_bought(self, market, outcome, block) -> None:
         filled = outcome.buyer_filled[block]
         value = outcome.buyer_value[block] * market.billed_units_per_unit
-        if market.name == "accelerators":
+        added = self._added_index(market.name)
+        if added is not None:
+            self._receive_added_input(market, outcome, block, added)
+        elif market.name == "accelerators":
             self.accelerator_pipeline[:, -1] += filled
             overhead = filled * self._server_overhead()
             self.pay(overhead, "suppliers", "capex")
@@ -457,12 +461,13 @@ class Datacenter(GenerationFleet, Sector):
 
     def offer(self, market, block) -> None:
         p = self.params
+        count_room, mw_room = self._added_rooms()
         running = run_newest_first(
             self.vintage_units,
             self.vintage_mw,
             newest_first(self.vintage_generation),
-            capped_quotient(self.kits, p["kits_per_accelerator"]),
-            np.minimum(self.power_mw, self.shell_mw),
+            np.minimum(capped_quotient(self.kits, p["kits_per_accelerator"]), count_room),
+            np.minimum(np.minimum(self.power_mw, self.shell_mw), mw_room),
         )
         self.usable = np.where(self.alive, running.sum(axis=1), 0.0)
         self.usable_reference = np.where(self.alive, running @ self.vintage_performance, 0.0)
@@ -489,6 +494,8 @@ class Datacenter(GenerationFleet, Sector):
         self.it_book -= it_depreciation
         self.shell_book -= shell_depreciation
         firms.charge_depreciation(self.rows, it_depreciation + shell_depreciation)
+        if self.added_inputs:
+            firms.charge_depreciation(self.rows, self._depreciate_added_inputs())
         self.price = compute_price(self)
         self._plan(step)
 
@@ -567,44 +574,6 @@ class Datacenter(GenerationFleet, Sector):
         self.shell_book += shell_capex
         self.shell_depreciation += shell_capex / p["building_life_months"]
 
-    def _funded_share(self, spend: np.ndarray) -> np.ndarray:
-        """Share of ``spend`` (USD) the operator can still fund at the time of ordering."""
-        return affordable_share(capex_budget(self.model, self.rows), spend)
-
-    def full_cost_per_acc_hour(self) -> float:
-        """Full cost of an accelerator-hour sold at target utilization (USD).
-
-        Capex of the accelerator, its kits and the rest of the server over its useful life,
-        the shell per accelerator over the building's life, site operations and power,
-        divided by the hours sold per month.
-        """
-        p = self.params
-        mw = self.mw_per_new_accelerator
-        monthly = (
-            (self._unit_prices() + self._kit_price() * p["kits_per_accelerator"])
-            / p["useful_life_months"]
-            + mw * p["build_cost_usd_per_mw"] / p["building_life_months"]
-            + mw * p["site_opex_usd_per_mw_month"]
-            + mw * self.power_price_usd_per_mwh * self.power_billed_hours
-        )
-        hours = (
-            HOURS_PER_MONTH
-            * p["availability"]
-            * p["target_utilization"]
-            * self.schedule.performance_of(self.newest_generation)
-        )
-        return capped_quotient(monthly, hours)
-
-    def _unit_prices(self) -> float:
-        """Expected cost per accelerator (mean posted price + rest of the server), USD."""
-        market = self.model.markets.get("accelerators")
-        price = float(market.book.seller_price.mean()) if market and market.book.n_sellers else 0
-        return price + self._server_overhead()
-
-    def _kit_price(self) -> float:
-        market = self.model.markets.get("network_kits")
-        return float(market.book.seller_price.mean()) if market and market.book.n_sellers else 0
-
     def on_default(self, defaulted) -> None:
         ledger = self.model.ledger
         scrap = ledger.account("scrap")
@@ -634,12 +603,13 @@ class Datacenter(GenerationFleet, Sector):
             self.usable_reference,
         ):
             array[defaulted] = 0.0
+        self._added_default(defaulted)
 
     # -- what the model reads ----------------------------------------------------------------
 
     @property
     def stranded(self) -> np.ndarray:
-        """Installed accelerators that cannot run: unpowered or unnetworked."""
+        """Installed accelerators that cannot run for want of an input (power, kits, ...)."""
         return np.maximum(0.0, self.fleet - self.usable)
 
     def installed_capacity(self) -> np.ndarray:
@@ -651,7 +621,7 @@ class Datacenter(GenerationFleet, Sector):
         )
 
     def book_value(self) -> np.ndarray:
-        return self.it_book + self.shell_book
+        return self.it_book + self.shell_book + self.input_book.sum(axis=1)
 
     def physical_stocks(self) -> dict[str, np.ndarray]:
         return {
@@ -659,6 +629,7 @@ class Datacenter(GenerationFleet, Sector):
             "network_kits": self.kits + self.kit_pipeline.sum(axis=1),
             "power": np.zeros(self.count),
             "compute": np.zeros(self.count),
+            **{item.good: self.input_stock[:, j] for j, item in enumerate(self.added_inputs)},
         }
 
     def firm_state(self) -> dict[str, np.ndarray]:
@@ -673,6 +644,7 @@ class Datacenter(GenerationFleet, Sector):
             "shell_mw": self.shell_mw,
             "shell_under_construction_mw": self.shell_pipeline.sum(axis=1),
             "power_mw": self.power_mw,
+            **self._added_state(),
         }
 
     def on_entry(self, entering) -> None:

@@ -153,7 +153,8 @@ class GenerationFleet:
     slots), ``generations`` (`SlotGenerations`),
     ``accelerator_pipeline``, ``kits``, ``power_mw``, ``shell_mw``, ``it_book``, ``price``,
     ``power_price_usd_per_mwh``, ``power_billed_hours``, ``newest_generation``, ``life`` and
-    ``schedule`` (a `GenerationSchedule`), plus the `Sector` helpers.
+    ``schedule`` (a `GenerationSchedule`), ``_added_limits()`` (the added inputs' limits,
+    `marketsim.sectors.datacenter_inputs`), plus the `Sector` helpers.
     """
 
     schedule: GenerationSchedule
@@ -287,8 +288,9 @@ class GenerationFleet:
         ``accelerators``: the installed fleet; ``network``: kits over kits per accelerator;
         ``power``: the installed accelerators the power bought can run, newest generation
         first (each draws its generation's MW), plus what power left over would run of the
-        newest generation; ``buildings``: the same for the built shell's MW. The usable fleet
-        is their minimum (Leontief), so the smallest names the input that binds.
+        newest generation; ``buildings``: the same for the built shell's MW; then each added
+        input of the recipe by its label (`marketsim.sectors.datacenter_inputs`). The usable
+        fleet is their minimum (Leontief), so the smallest names the input that binds.
         """
         p = self.params
         alive = self.alive
@@ -300,5 +302,6 @@ class GenerationFleet:
             "network": capped_quotient(self.kits, p["kits_per_accelerator"]),
             "power": runnable_accelerators(self.vintage_units, mw, order, self.power_mw, new),
             "buildings": runnable_accelerators(self.vintage_units, mw, order, self.shell_mw, new),
+            **self._added_limits(),
         }
         return {name: np.where(alive, value, 0.0) for name, value in limits.items()}

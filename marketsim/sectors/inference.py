@@ -35,6 +35,8 @@ from __future__ import annotations
 import numpy as np
 
 from marketsim.entry import operating_mean
+from marketsim.recipes import Input
+from marketsim.recipes import Recipe
 from marketsim.schema import Param
 from marketsim.sectors.base import Sector
 from marketsim.sectors.base import bounded_power
@@ -47,6 +49,7 @@ from marketsim.sectors.competition import equal_shares
 from marketsim.sectors.competition import lerner_scarcity_target
 from marketsim.sectors.competition import partial_adjustment
 from marketsim.sectors.competition import smoothed_shares
+from marketsim.sectors.market_data import demand_at_price
 
 MAX_TOKENS_PER_ACC_HOUR_MILLIONS = 1e21
 """Physical ceiling on efficiency: about the Landauer limit of a 1 kW accelerator-hour.
@@ -65,6 +68,18 @@ class Inference(Sector):
     sells = "tokens"
     buys = ("compute",)
     purchase_flows = {"compute": "cost_of_goods"}
+    recipe = Recipe(
+        inputs=(
+            Input(
+                "compute",
+                "unit_output",
+                divide_by=("tokens_per_acc_hour_millions",),
+                stock=False,
+                doc="accelerator-hours per million tokens: 1 / efficiency (efficiency starts at "
+                "tokens_per_acc_hour_millions and grows with software work)",
+            ),
+        )
+    )
     schema = firm_schema(
         doc,
         {
@@ -208,11 +223,15 @@ class Inference(Sector):
         return np.where(compute_price > 0, bounded_power(ratio, -p["demand_elasticity"]), 1.0)
 
     def _initial_token_demand(self) -> np.ndarray:
-        """Token demand at the opening price, shared equally: the first month's plan."""
-        end = self.model.sectors.get("end_demand")
-        if end is None:
-            return np.zeros(self.count)
-        total = end.notional_demand(self.price.mean(), step=0).sum()
+        """Token demand at the opening price, shared equally: the first month's plan.
+
+        What the token market's buyers would buy at the firms' mean opening price
+        (`marketsim.sectors.market_data.demand_at_price`: their published demand schedules).
+        """
+        market = self.model.markets.get(self.sells)
+        if self.count == 0:
+            return np.zeros(0)
+        total = demand_at_price(market, float(self.price.mean()), step=0)
         return np.full(self.count, total / self.count)
 
     def on_bought(self, market, outcome, block) -> None:

@@ -240,6 +240,10 @@ class EquipmentVendor(Sector):
         shrink = (ratio < 0.5) & (installed > 0)
         self.capacity_units[shrink] *= 1.0 - p["capacity_decay_per_month"]
 
+    def opening_price(self) -> np.ndarray:
+        """``initial_price_usd`` for every vendor (USD per unit): its first month's price."""
+        return np.full(self.count, self.params["initial_price_usd"])
+
     def residual_demand(self) -> np.ndarray:
         """Demand each vendor faces this month (units): its own orders, or more in a tight market.
 
