@@ -14,6 +14,9 @@ What is here, by topic (docs/plugins.md, "The plugin API", has one line per name
   (`smooth`, `smoothing_param`, `shift_pipeline`, `bounded_power`, `capped_quotient`,
   `HOURS_PER_MONTH`, `MAX_RESPONSE`, `QUOTIENT_CAP`), investment (`capex_budget`,
   `affordable_share`) and entry (`starting_capacity`, `operating_mean`);
+- recipes (what a producing sector needs per unit, as data): `Input`, `Recipe`, `PER`;
+- what a sector may learn about others, through the markets it trades in:
+  `opening_reference_price`, `demand_at_price`;
 - parameters: `Param`, `TableSchema`, `REQUIRED`;
 - goods, markets and mechanisms: `GoodSpec`, `MechanismSpec`, `Market`, `MarketBook`,
   `ClearingOutcome`, the built-in mechanisms `POSTED_PRICE` and `CALL_AUCTION` with their
@@ -76,6 +79,9 @@ from marketsim.metrics import by_sector
 from marketsim.metrics import ratio
 from marketsim.model import SupplyChainModel
 from marketsim.plugins import hookimpl
+from marketsim.recipes import PER
+from marketsim.recipes import Input
+from marketsim.recipes import Recipe
 from marketsim.results import Results
 from marketsim.runner import run
 from marketsim.schema import REQUIRED
@@ -98,13 +104,11 @@ from marketsim.sectors.competition import equal_shares
 from marketsim.sectors.competition import lerner_scarcity_target
 from marketsim.sectors.competition import partial_adjustment
 from marketsim.sectors.competition import smoothed_shares
+from marketsim.sectors.market_data import demand_at_price
+from marketsim.sectors.market_data import opening_reference_price
 from marketsim.sectors.vendor import EquipmentVendor
 from marketsim.sectors.vendor import initial_capacity
 from marketsim.sectors.vendor import vendor_params
-
-# Recipe types (a sector's inputs per unit of capacity or output, as data) join this API
-# when `marketsim.recipes` lands: import them here and add their names to `__all__`, to the
-# pinned list in tests/test_plugin_api.py and to docs/plugins.md (a minor version bump).
 
 API_VERSION = "1.0.0"
 """Version of this API (semver): names in `__all__` are stable within a major version."""
@@ -231,6 +235,7 @@ __all__ = [
     "FLOWS",
     "GoodSpec",
     "HOURS_PER_MONTH",
+    "Input",
     "LedgerError",
     "MAX_RESPONSE",
     "Market",
@@ -240,11 +245,13 @@ __all__ = [
     "MechanismSpec",
     "MetricSpec",
     "OUTSIDE_ACCOUNTS",
+    "PER",
     "POSTED_PRICE",
     "Param",
     "PluginError",
     "QUOTIENT_CAP",
     "REQUIRED",
+    "Recipe",
     "Results",
     "Sector",
     "SupplyChainModel",
@@ -260,6 +267,7 @@ __all__ = [
     "clear_call_auction",
     "clear_posted_price",
     "competition_params",
+    "demand_at_price",
     "equal_shares",
     "firm_schema",
     "hookimpl",
@@ -267,6 +275,7 @@ __all__ = [
     "lerner_scarcity_price",
     "lerner_scarcity_target",
     "load_experiment",
+    "opening_reference_price",
     "operating_mean",
     "outside_account_index",
     "partial_adjustment",
