@@ -22,7 +22,8 @@ What is here, by topic (docs/plugins.md, "The plugin API", has one line per name
   `ClearingOutcome`, the built-in mechanisms `POSTED_PRICE` and `CALL_AUCTION` with their
   clearing functions `clear_posted_price` and `clear_call_auction`;
 - pricing and clearing kernels (numba): `posted_price_clear`, `tatonnement_price`,
-  `lerner_scarcity_price`, `call_auction`, and the price rule built on them
+  `lerner_scarcity_price`, `call_auction`, the capital market's belief map
+  `brock_hommes_step`, and the price rule built on them
   (`competition_params`, `lerner_scarcity_target`, `partial_adjustment`, `smoothed_shares`,
   `equal_shares`, `buyers_value`, `capped_at_value`);
 - metrics: `MetricSpec`, `by_sector`, `ratio`;
@@ -61,6 +62,7 @@ from marketsim.finance import affordable_share
 from marketsim.finance import capex_budget
 from marketsim.ledger import OUTSIDE_ACCOUNTS
 from marketsim.ledger import Flows
+from marketsim.markets.beliefs import brock_hommes_step
 from marketsim.markets.kernels import call_auction
 from marketsim.markets.kernels import lerner_scarcity_price
 from marketsim.markets.kernels import posted_price_clear
@@ -258,6 +260,7 @@ __all__ = [
     "TableSchema",
     "affordable_share",
     "bounded_power",
+    "brock_hommes_step",
     "buyers_value",
     "by_sector",
     "call_auction",

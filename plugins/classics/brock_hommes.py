@@ -32,11 +32,11 @@ import math
 import numpy as np
 from numba import njit
 
-from marketsim.markets.beliefs import brock_hommes_step
 from marketsim.plugin import MetricSpec
 from marketsim.plugin import Param
 from marketsim.plugin import Sector
 from marketsim.plugin import TableSchema
+from marketsim.plugin import brock_hommes_step
 from marketsim.plugin import hookimpl
 
 __version__ = "1.0.0"
