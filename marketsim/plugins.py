@@ -230,7 +230,7 @@ def _registered(
 
 
 def plugin_records(manager: PluginManager) -> tuple[PluginRecord, ...]:
-    """How every plugin of ``manager`` was loaded, in registration order (picklable).
+    """How every plugin of ``manager`` was loaded, in load order (picklable).
 
     Raises:
         PluginError: a plugin was registered by hand (``manager.register``), so there is no
