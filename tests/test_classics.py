@@ -18,8 +18,8 @@ from click.testing import CliRunner
 
 import marketsim
 from marketsim.cli import cli
-from marketsim.plugin import brock_hommes_step
 from marketsim.plugin import MarketBook
+from marketsim.plugin import brock_hommes_step
 
 ROOT = Path(__file__).resolve().parent.parent
 CLASSICS = ROOT / "experiments" / "classics"
