@@ -168,7 +168,8 @@ def outside_account_index(model: SupplyChainModel, name: str) -> int:
     """Ledger account index of the outside account ``name`` (``"taxes"``, ``"fuel"``, ...).
 
     Outside accounts are the sources and sinks of cash and goods that are not simulated
-    firms: see `OUTSIDE_ACCOUNTS` for the ones every experiment has.
+    firms: `OUTSIDE_ACCOUNTS` lists the built-in ones, every experiment has them; plugins may
+    register more.
 
     Raises:
         ValueError: the model's ledger has no account of that name (the message lists the
@@ -178,7 +179,9 @@ def outside_account_index(model: SupplyChainModel, name: str) -> int:
     try:
         return ledger.account(name)
     except KeyError:
-        known = [a for a in ledger.account_names if a in OUTSIDE_ACCOUNTS]
+        known = getattr(ledger, "outside_accounts", None) or [
+            a for a in ledger.account_names if a in OUTSIDE_ACCOUNTS
+        ]
         raise ValueError(
             f"no outside account {name!r}; the outside accounts are {', '.join(known)}"
         ) from None
