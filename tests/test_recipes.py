@@ -136,6 +136,29 @@ def test_zero_amount_never_binds(write_experiment):
     assert "cooling_units" not in set(chain["binding_input"])
 
 
+def test_input_per_accelerator_caps_the_usable_fleet(write_experiment):
+    """An input per accelerator from a vendor that makes one unit a month: accelerators
+    delivered after the opening stock run only as far as the units allow (Leontief)."""
+    path = write_experiment(
+        f'plugins = ["{PLUGIN}"]\n\n[agents.cooling_vendor]\ncount = 1\n'
+        "capacity_per_month = 1.0\nexpansion_response = 0.0\n\n"
+        "[agents.datacenter.inputs.cooling_units]\nper_accelerator = 2.0\n",
+        steps=6,
+    )
+    model = SupplyChainModel(marketsim.load_experiment(path), rng=3)
+    for _ in range(6):
+        model.step()
+    datacenter = model.sectors["datacenter"]
+    limits = datacenter.input_limits()
+    alive = datacenter.alive
+    held = datacenter.input_stock[:, 0]
+    np.testing.assert_allclose(limits["cooling_units"][alive], held[alive] / 2.0, rtol=1e-12)
+    smallest = np.min(np.stack(list(limits.values())), axis=0)
+    assert (datacenter.usable <= smallest * (1 + 1e-9) + 1e-6).all()
+    stranded = datacenter.fleet - limits["cooling_units"]
+    assert stranded[alive].max() > 1e4  # accelerators delivered without their cooling
+
+
 BAD_INPUTS = {
     "unknown good": (
         "[agents.datacenter.inputs.cooling_unit]\nper_mw = 1.0\n",
