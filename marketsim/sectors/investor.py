@@ -3,13 +3,16 @@
 **Fundamentalists** value each firm from its observed cash flows and their growth:
     F_i = max(0, cash_i - debt_i + 12 * E_i * M(g_i))
 with E_i the firm's smoothed monthly operating income (revenue - cost of goods, which
-includes depreciation, - opex), g_i its observed growth over the last twelve months
-(bounded to [-50%, max_growth_per_year]) and M the two-stage multiple: g_i for
-``growth_horizon_years``, then ``long_run_growth_per_year`` forever, discounted at
-``discount_rate_per_year`` (losses are not extrapolated: M at long-run growth). Operating
-income is after depreciation and F nets debt, so a build-out that does not pay back lowers
-F twice: the capex leaves cash (or adds debt) at once, and the new capacity's depreciation
-eats the earnings it was to add, so observed growth turns negative.
+includes depreciation, - opex), g_i the observed growth of its smoothed *revenue* over the
+last twelve months (bounded to [-50%, max_growth_per_year]) and M the two-stage multiple:
+g_i for ``growth_horizon_years``, then ``long_run_growth_per_year`` forever, discounted at
+``discount_rate_per_year`` (losses are not extrapolated: M at long-run growth). Growth is
+read from sales, as in a discounted-cash-flow model (sales growth times a margin), not from
+earnings: a margin that widens while sales stand still (a firm whose input got cheaper) is a
+one-off gain in E_i, not growth to extrapolate for years. Operating income is after
+depreciation and F nets debt, so a build-out that does not pay back lowers F twice: the
+capex leaves cash (or adds debt) at once, and the new capacity's depreciation eats the
+earnings it was to add.
 
 **Prices per sector** follow the Brock–Hommes (1998) heterogeneous-beliefs map
 (`sector_beliefs_step`), one market per firm sector s, ``x_s`` = its valuation /
@@ -78,7 +81,7 @@ MIN_VALUATION_USD = 1.0
 """Smallest base (USD) a return is measured from; smaller ones count as no return."""
 
 MIN_GROWTH_PER_YEAR = -0.5
-"""Lowest observed earnings growth fundamentalists extrapolate (per year)."""
+"""Lowest observed revenue growth fundamentalists extrapolate (per year)."""
 
 MAX_MONTHLY_RETURN = 10.0
 """Highest realised monthly return (or news) the investors count (a 1,000% month)."""
@@ -88,7 +91,7 @@ NEWS_BASE_SHARE = 0.1
 share of its gross fundamental capital (enterprise value + debt + cash)."""
 
 GROWTH_WINDOW_MONTHS = 12
-"""Earnings growth is observed over this many months."""
+"""Revenue growth is observed over this many months."""
 
 
 class Investor(Sector):
@@ -102,8 +105,9 @@ class Investor(Sector):
     supplies_equity: ClassVar[bool] = True
     signed_fields = Sector.signed_fields | {
         "earnings",
-        "earnings_history",
-        "earnings_growth",
+        "sales",
+        "sales_history",
+        "sales_growth",
         "deviation_history",
         "trend_bias_now",
         "trend_bias_last",
@@ -249,7 +253,7 @@ class Investor(Sector):
             "growth_horizon_years": Param(
                 float,
                 5.0,
-                "years over which fundamentalists extrapolate a firm's observed earnings "
+                "years over which fundamentalists extrapolate a firm's observed revenue "
                 "growth before it fades to long_run_growth_per_year",
                 "years",
                 ge=0,
@@ -259,7 +263,7 @@ class Investor(Sector):
             "max_growth_per_year": Param(
                 float,
                 0.5,
-                "highest observed earnings growth fundamentalists extrapolate (decline is "
+                "highest observed revenue growth fundamentalists extrapolate (decline is "
                 "bounded at -50% a year)",
                 "per year",
                 ge=0,
@@ -342,11 +346,13 @@ class Investor(Sector):
         """True for firm rows that issue shares (every firm that is not a fund)."""
         self.earnings = np.zeros(firms.n)
         """Smoothed monthly operating income of each firm (USD per month)."""
-        self.earnings_history = np.zeros((GROWTH_WINDOW_MONTHS, firms.n))
-        """Smoothed operating income of the last twelve months, oldest first (USD/month)."""
+        self.sales = np.zeros(firms.n)
+        """Smoothed monthly revenue of each firm (USD per month)."""
+        self.sales_history = np.zeros((GROWTH_WINDOW_MONTHS, firms.n))
+        """Smoothed revenue of the last twelve months, oldest first (USD per month)."""
         self.months_observed = 0
-        self.earnings_growth = np.zeros(firms.n)
-        """Observed growth of smoothed operating income over twelve months, bounded (per year)."""
+        self.sales_growth = np.zeros(firms.n)
+        """Observed growth of smoothed revenue over twelve months, bounded (per year)."""
         self.fundamental = np.zeros(firms.n)
         self.valuation = np.zeros(firms.n)
         self.deviation_history = np.full((3, n_sectors), p["initial_deviation"])
@@ -437,7 +443,8 @@ class Investor(Sector):
         self._offer_equity()
 
     def _update_earnings(self) -> None:
-        """Smoothed operating income and its observed twelve-month growth, per firm."""
+        """Smoothed operating income and revenue, and revenue's observed twelve-month growth,
+        per firm."""
         p = self.params
         firms = self.model.firms
         income = firms.revenue - firms.cost_of_goods - firms.opex
@@ -447,18 +454,20 @@ class Investor(Sector):
         first = self.months_observed == 0
         self.earnings = income if first else weight * income + (1.0 - weight) * self.earnings
         self.earnings = np.where(firms.alive, self.earnings, 0.0)
+        sales = firms.revenue if first else weight * firms.revenue + (1.0 - weight) * self.sales
+        self.sales = np.where(firms.alive, sales, 0.0)
         self.months_observed += 1
-        base = self.earnings_history[0]
+        base = self.sales_history[0]
         if self.months_observed > GROWTH_WINDOW_MONTHS:
-            change = self.earnings - base
+            change = self.sales - base
             scale = np.abs(base)
             growth = np.divide(
                 change, scale, out=np.sign(change) * 1.0, where=scale >= MIN_VALUATION_USD
             )
-            self.earnings_growth = np.clip(growth, MIN_GROWTH_PER_YEAR, p["max_growth_per_year"])
-        self.earnings_history = np.vstack([self.earnings_history[1:], self.earnings[None, :]])
+            self.sales_growth = np.clip(growth, MIN_GROWTH_PER_YEAR, p["max_growth_per_year"])
+        self.sales_history = np.vstack([self.sales_history[1:], self.sales[None, :]])
         if first:
-            self.earnings_history[:] = self.earnings
+            self.sales_history[:] = self.sales
 
     def _fundamentals(self) -> tuple[np.ndarray, np.ndarray]:
         """Set each firm's fundamental value; return each sector's fundamental value (sum of
@@ -467,7 +476,7 @@ class Investor(Sector):
         p = self.params
         model = self.model
         firms = model.firms
-        growth = np.where(self.earnings > 0.0, self.earnings_growth, 0.0)
+        growth = np.where(self.earnings > 0.0, self.sales_growth, 0.0)
         multiple = 12.0 * earnings_multiple_years(
             growth,
             p["discount_rate_per_year"],
