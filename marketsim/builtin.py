@@ -11,6 +11,7 @@ from marketsim.credit import CREDIT_METRICS
 from marketsim.entry import ENTRY_METRICS
 from marketsim.finance import FINANCE_TABLE
 from marketsim.graph import GRAPH_TABLE
+from marketsim.ledger import OUTSIDE_ACCOUNT_DOCS
 from marketsim.markets.market import GoodSpec
 from marketsim.markets.mechanisms import CALL_AUCTION
 from marketsim.markets.mechanisms import POSTED_PRICE
@@ -24,6 +25,9 @@ from marketsim.sectors.end_demand import EndDemand
 from marketsim.sectors.inference import Inference
 from marketsim.sectors.investor import CAPITAL_MARKET_METRICS
 from marketsim.sectors.investor import Investor
+from marketsim.sectors.investor import marketsim_buy_new_shares  # noqa: F401 (a hookimpl)
+from marketsim.sectors.investor import marketsim_receive_dividends  # noqa: F401 (a hookimpl)
+from marketsim.sectors.investor import marketsim_value_firms  # noqa: F401 (a hookimpl)
 from marketsim.sectors.network_vendor import NetworkVendor
 from marketsim.sectors.utility import Utility
 from marketsim.technology import TECHNOLOGY_METRICS
@@ -131,6 +135,12 @@ def marketsim_register_metrics(register):
         *ENTRY_METRICS,
     ):
         register(metric)
+
+
+@hookimpl
+def marketsim_register_outside_accounts(register):
+    for name, doc in OUTSIDE_ACCOUNT_DOCS.items():
+        register(name, doc)
 
 
 @hookimpl

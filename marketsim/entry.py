@@ -256,9 +256,8 @@ class EntryAndExit:
         as beating it. False everywhere without a capital market.
         """
         model = self.model
-        market = model.capital_market
         n_sectors = len(model.firm_sectors)
-        if market is None:
+        if not model.equity.active:
             return np.zeros(n_sectors, dtype=bool)
         firms = model.firms
         operating = firms.alive
@@ -269,7 +268,7 @@ class EntryAndExit:
         code = firms.sector_code
         nopat_sum = np.bincount(code, weights=nopat, minlength=n_sectors)
         capital_sum = np.bincount(code, weights=capital, minlength=n_sectors)
-        rate = market.params.get("discount_rate_per_year", 0.0)
+        rate = model.equity.cost_of_capital_per_year
         return (nopat_sum > 0.0) & (12.0 * nopat_sum > rate * capital_sum)
 
     def entry_equity(self) -> np.ndarray:
@@ -289,7 +288,7 @@ class EntryAndExit:
         model = self.model
         above = self.sector_returns_beat_cost_of_capital()
         self.months_above = np.where(above, self.months_above + 1, 0)
-        if model.capital_market is None or not self.dormant.any():
+        if not model.equity.active or not self.dormant.any():
             return
         code = model.firms.sector_code
         ready = self.months_above >= self.patience
@@ -299,14 +298,14 @@ class EntryAndExit:
         sectors, first = np.unique(code[candidates], return_index=True)
         rows = candidates[first]  # the next dormant row of each ready sector
         need = self.entry_equity()[sectors]
-        offered = float(model.equity_offer.sum())
+        offered = float(model.equity.offer.sum())
         funded = (need > 0.0) & (np.cumsum(need) <= offered)
         if not funded.any():
             return
         rows, sectors, need = rows[funded], sectors[funded], need[funded]
         amounts = np.zeros(model.firms.n)
         amounts[rows] = need
-        model.equity_offer *= max(0.0, 1.0 - float(need.sum()) / offered)
+        model.equity.offer *= max(0.0, 1.0 - float(need.sum()) / offered)
         model.issue_equity(amounts)
         self.dormant[rows] = False
         self.committed[rows] = True

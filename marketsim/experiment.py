@@ -62,6 +62,8 @@ class Components:
     mechanisms: dict[str, MechanismSpec] = field(default_factory=dict)
     metrics: list[MetricSpec] = field(default_factory=list)
     tables: dict[str, TableSchema] = field(default_factory=dict)
+    outside_accounts: dict[str, str] = field(default_factory=dict)
+    """Outside account name -> what it stands for (`marketsim_register_outside_accounts`)."""
     origins: dict[tuple[str, str], str] = field(default_factory=dict)
     """(kind, name) -> the plugin that registered it (kind: sector, good, mechanism, ...)."""
 
@@ -168,6 +170,33 @@ def collect_components(manager: PluginManager) -> Components:
             "config table", found.tables, lambda *item: table(*item, plugin=plugin), plugin
         ),
     )
+
+    def outside_register(plugin: str):
+        def register(name, doc=""):
+            if not isinstance(name, str) or not name or not isinstance(doc, str):
+                raise PluginError(
+                    f"plugin {plugin!r}: register_outside_accounts: expected (name, doc) "
+                    f"strings, got {name!r}"
+                )
+            if ":" in name or name.startswith("market"):
+                raise PluginError(
+                    f"plugin {plugin!r}: outside account {name!r}: names with ':' or starting "
+                    "with 'market' are the firms' and markets' own"
+                )
+            known = found.outside_accounts.get(name)
+            if known is not None and known != doc and doc:
+                first = found.origins.get(("outside account", name), BUILTIN_NAME)
+                raise PluginError(
+                    f"outside account {name!r} is registered twice with different meanings "
+                    f"(by plugin {first!r} and by plugin {plugin!r})"
+                )
+            if known is None:
+                found.outside_accounts[name] = doc
+                found.origins[("outside account", name)] = plugin
+
+        return register
+
+    call_registry_hook(manager, "marketsim_register_outside_accounts", outside_register)
     for cls in found.sectors.values():
         for name in (cls.sells, *cls.buys):
             if name is not None and name not in found.goods:

@@ -171,7 +171,7 @@ def funding_headroom(model: SupplyChainModel) -> np.ndarray:
     firms = model.firms
     share = model.experiment["finance"]["planning_credit_share"]
     credit = np.maximum(0.0, share * borrowing_limit(model) - firms.debt)
-    return np.where(firms.alive, credit + model.equity_offer, 0.0)
+    return np.where(firms.alive, credit + model.equity.offer, 0.0)
 
 
 def capex_budget(model: SupplyChainModel, rows: slice) -> np.ndarray:
@@ -239,7 +239,7 @@ def close_books(model: SupplyChainModel) -> None:
     model.pay_dividends(excess - prepaid)
 
     gap = np.where(alive, np.maximum(0.0, -firms.cash), 0.0)
-    equity = np.minimum(gap, model.equity_offer)
+    equity = np.minimum(gap, model.equity.offer)
     model.issue_equity(equity)
     gap -= equity
     borrowed = np.minimum(gap, debt_room(model))

@@ -104,6 +104,51 @@ def marketsim_step_start(model):
 
 
 @hookspec
+def marketsim_value_firms(model, step):
+    """Value firms and offer equity for this step (the capital market), after step_start.
+
+    Fill in ``model.equity`` (`marketsim.equity.EquityMarket`): each firm row's
+    ``valuation_ratio`` (market valuation / fundamental value), ``valuation`` and
+    ``fundamental`` (USD), this step's equity ``offer`` (USD per firm row; finance draws on
+    it to cover cash shortfalls), ``cost_of_capital_per_year``, ``trend_follower_share``, and
+    set ``active = True``. The built-in investor sector implements this hook; a plugin may
+    adjust what it published (``trylast``), wrap it, or, with the investor switched off,
+    be the capital market itself. What is published is checked after each implementation.
+    """
+
+
+@hookspec(firstresult=True)
+def marketsim_buy_new_shares(model, amounts):
+    """Pay firms for new shares worth ``amounts`` (USD per firm row, a numpy array).
+
+    Move the cash to the firms through the ledger and return True. The first implementation
+    that returns True settles it; without one, no shares are sold (nothing was offered).
+    """
+
+
+@hookspec(firstresult=True)
+def marketsim_receive_dividends(model, amounts):
+    """Collect the dividends ``amounts`` (USD per firm row) that firms pay this step.
+
+    Move the cash from the firms through the ledger and return True. The first
+    implementation that returns True settles it; without one, dividends go to the outside
+    account ``savers``.
+    """
+
+
+@hookspec
+def marketsim_register_outside_accounts(register):
+    """Register outside accounts: sources and sinks of cash and goods that are not firms.
+
+    Call ``register(name, doc)`` once per account (``"lenders"``, ``"savers"``,
+    ``"foundry"``, ``"fuel"``, ``"taxes"``, ...). A plugin that pays or is paid by someone
+    outside the simulated economy (a carbon fund, a foreign buyer) registers its account
+    here and posts to ``model.ledger.account(name)``. Registering a name twice with the
+    same doc is allowed (plugins may share an account).
+    """
+
+
+@hookspec
 def marketsim_before_clear(model, market):
     """Act on one market after orders are written and before it clears.
 

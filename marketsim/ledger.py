@@ -39,22 +39,27 @@ from marketsim.errors import LedgerError
 EQUITY_MARKET = "market:equity"
 """Clearing account of the capital market: new shares and dividends pass through it."""
 
-OUTSIDE_ACCOUNTS = (
-    "end_customers",
-    "foundry",
-    "fuel",
-    "wages",
-    "suppliers",
-    "lenders",
-    "savers",
-    "taxes",
-    "production",
-    "consumption",
-    "scrap",
-    "rounding",
-    "outside_world",
-)
-"""The outside world: sources and sinks of cash and goods that are not simulated firms.
+OUTSIDE_ACCOUNT_DOCS = {
+    "end_customers": "end users of tokens: pay for what they buy (segments of end demand)",
+    "foundry": "chip vendors' outside suppliers (foundries, memory): paid per unit sold",
+    "fuel": "utilities' fuel and purchased power: paid per MWh",
+    "wages": "employees and overheads: sectors' operating expenses",
+    "suppliers": "other outside suppliers (the rest of a server, construction)",
+    "lenders": "banks and bond holders: lend, receive interest and repayments, absorb losses",
+    "savers": "households: pay into and are paid out of the funds; dividends without funds",
+    "taxes": "the government: receives corporate tax",
+    "production": "source of goods produced (a vendor's output enters the economy here)",
+    "consumption": "sink of goods used up (power consumed, tokens delivered)",
+    "scrap": "buyer of retired and defaulted equipment",
+    "rounding": "absorbs rounding dust of multi-leg postings",
+    "outside_world": "the outside world's net position: every other outside account is "
+    "closed into it at the start of each step",
+}
+"""The built-in outside accounts and what each stands for (`marketsim.builtin` registers
+them through ``marketsim_register_outside_accounts``; plugins may register more)."""
+
+OUTSIDE_ACCOUNTS = tuple(OUTSIDE_ACCOUNT_DOCS)
+"""The built-in outside accounts: sources and sinks of cash and goods that are not firms.
 
 The last, ``outside_world``, holds the outside world's net position: every other outside
 account is closed into it at the start of each step (see `Ledger.begin_step`).
@@ -137,10 +142,13 @@ class Ledger:
 
     Args:
         account_names: one name per account (firms first, then markets, then outside).
-            Accounts named in `OUTSIDE_ACCOUNTS` are closed into `OUTSIDE_WORLD` at the
+            Accounts named in ``outside_accounts`` are closed into `OUTSIDE_WORLD` at the
             start of every step when the ledger has such an account.
         asset_names: ``"cash"`` first, then one per good.
         market_accounts: indices of the market (clearing-house) accounts.
+        outside_accounts: names of the outside accounts (default `OUTSIDE_ACCOUNTS`, the
+            built-in ones; the model passes every registered one,
+            ``marketsim_register_outside_accounts``).
 
     Attributes:
         balances: ``[asset, account]`` balance in the asset's unit.
@@ -159,9 +167,12 @@ class Ledger:
         account_names: Sequence[str],
         asset_names: Sequence[str],
         market_accounts: Sequence[int],
+        outside_accounts: Sequence[str] = OUTSIDE_ACCOUNTS,
     ):
         self.account_names = list(account_names)
         self._account_index = {name: i for i, name in enumerate(self.account_names)}
+        self.outside_accounts = tuple(n for n in outside_accounts if n in self._account_index)
+        """Names of the ledger's outside accounts (sources and sinks that are not firms)."""
         self.asset_names = list(asset_names)
         self._asset_index = {name: i for i, name in enumerate(self.asset_names)}
         self.market_accounts = np.asarray(market_accounts, dtype=np.int64)
@@ -181,7 +192,7 @@ class Ledger:
             [
                 i
                 for i, name in enumerate(self.account_names)
-                if world is not None and name in OUTSIDE_ACCOUNTS and i != world
+                if world is not None and name in self.outside_accounts and i != world
             ],
             dtype=np.int64,
         )

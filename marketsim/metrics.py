@@ -151,15 +151,16 @@ def _stranded_total(model) -> float:
 
 
 def _capital(model, attribute: str) -> np.ndarray:
-    market = model.capital_market
-    if market is None:
+    """Per sector: the sum of the equity market's per-firm ``attribute`` (``model.equity``);
+    null without a capital market."""
+    if not model.equity.active:
         return np.full(len(model.firm_sectors), np.nan)
-    return by_sector(model, getattr(market, attribute))
+    return by_sector(model, getattr(model.equity, attribute))
 
 
 def _capital_scalar(model, attribute: str) -> float:
-    market = model.capital_market
-    return float(getattr(market, attribute)) if market is not None else np.nan
+    """The equity market's ``attribute`` (``model.equity``); null without a capital market."""
+    return float(getattr(model.equity, attribute)) if model.equity.active else np.nan
 
 
 def _free_cash_flow(model) -> np.ndarray:
@@ -209,10 +210,10 @@ def _electricity_twh_per_year(model) -> float:
 
 
 def _valuation_to_fundamental(model) -> float:
-    market = model.capital_market
-    if market is None:
+    equity = model.equity
+    if not equity.active:
         return np.nan
-    return float(ratio(market.valuation.sum(), market.fundamental.sum()))
+    return float(ratio(equity.valuation.sum(), equity.fundamental.sum()))
 
 
 BUILTIN_METRICS = [
@@ -400,7 +401,7 @@ BUILTIN_METRICS = [
     MetricSpec(
         "chain",
         "trend_follower_share",
-        lambda m: _capital_scalar(m, "trend_share"),
+        lambda m: _capital_scalar(m, "trend_follower_share"),
         "share",
         "share of investors following trends (Brock-Hommes)",
     ),

@@ -48,9 +48,11 @@ from marketsim.entry import add_entrants_to_graph
 from marketsim.entry import entrant_regions
 from marketsim.entry import entrant_templates
 from marketsim.entry import potential_entrants
+from marketsim.equity import EquityMarket
 from marketsim.finance import close_books
 from marketsim.firms import FirmTable
 from marketsim.graph import market_csr
+from marketsim.guard import StepGuardError
 from marketsim.guard import check_after_clear
 from marketsim.guard import check_firms
 from marketsim.guard import check_sector
@@ -60,7 +62,7 @@ from marketsim.guard import checked_member_values
 from marketsim.guard import checked_outcome
 from marketsim.guard import writer
 from marketsim.ledger import EQUITY_MARKET
-from marketsim.ledger import OUTSIDE_ACCOUNTS
+from marketsim.ledger import OUTSIDE_WORLD
 from marketsim.ledger import Ledger
 from marketsim.markets.market import Market
 from marketsim.markets.market import MarketParticipants
@@ -109,6 +111,7 @@ class SupplyChainModel(mesa.Model):
             )
             for name in (
                 "marketsim_step_start",
+                "marketsim_value_firms",
                 "marketsim_before_clear",
                 "marketsim_after_clear",
                 "marketsim_step_end",
@@ -138,8 +141,11 @@ class SupplyChainModel(mesa.Model):
         account_names = [f"{n}:{k}" for n in firm_names for k in range(members[n])]
         market_accounts = list(range(n_firms, n_firms + len(goods) + 1))
         account_names += [f"market:{g}" for g in goods] + [EQUITY_MARKET]
-        account_names += list(OUTSIDE_ACCOUNTS)
-        self.ledger = Ledger(account_names, ["cash", *goods], market_accounts)
+        # the registered outside accounts, outside_world last (the others close into it)
+        outside = [a for a in components.outside_accounts if a != OUTSIDE_WORLD]
+        outside.append(OUTSIDE_WORLD)
+        account_names += outside
+        self.ledger = Ledger(account_names, ["cash", *goods], market_accounts, outside)
 
         self.sectors: dict[str, Any] = {}
         sector_code, region_code, start = [], [], 0
@@ -162,12 +168,9 @@ class SupplyChainModel(mesa.Model):
         """Each firm's borrowing ceiling in years of EBITDA (its sector's credit terms)."""
         for sector in self.firm_sectors:
             self.max_debt_to_ebitda[sector.rows] = sector.params.get("max_debt_to_ebitda", 0.0)
-        self.equity_offer = np.zeros(n_firms)
-        """Equity the capital market would supply to each firm this step (USD)."""
-        self.capital_market = next(
-            (s for s in self.firm_sectors if s.supplies_equity and s.count > 0), None
-        )
-        """The sector that supplies equity (the investor sector), if any."""
+        self.equity = EquityMarket.empty(n_firms)
+        """The equity market's data this step (`marketsim.equity`): valuation ratios and the
+        equity offer, published by the capital market in ``marketsim_value_firms``."""
 
         self.markets: dict[str, Market] = {}
         for index, good in enumerate(goods):
@@ -368,8 +371,8 @@ class SupplyChainModel(mesa.Model):
         self.ledger.begin_step(t)
         self.firms.begin_step()
         self._hook("marketsim_step_start")
-        if self.capital_market is not None:
-            self._act(self.capital_market, "allocate", t)
+        self._hook("marketsim_value_firms", self._check_equity, step=t)
+        self._check_equity(BUILTIN_NAME)
         self.entry.enter(t)
         check_firms(self, "built-in entry (enter)")
         for sector in self.sectors.values():
@@ -459,23 +462,28 @@ class SupplyChainModel(mesa.Model):
                     values.append(stock)
         return {a: (np.concatenate(acc), np.concatenate(val)) for a, (acc, val) in stocks.items()}
 
+    def _check_equity(self, who: str) -> None:
+        """Stop with a one-line error naming ``who`` if the equity data it published is
+        malformed (`EquityMarket.check`)."""
+        problem = self.equity.check(self.firms.n)
+        if problem is not None:
+            raise StepGuardError(f"{who}: model.equity: {problem} at step {self.step_index}")
+
     @property
     def valuation_ratio(self) -> np.ndarray:
-        """Each firm's market valuation / fundamental value (ones without a capital market).
+        """Each firm's market valuation / fundamental value (ones without a capital market):
+        ``model.equity.valuation_ratio``, a copy."""
+        return np.array(self.equity.valuation_ratio, dtype=float)
 
-        The capital market's ``ratio`` (a float for every firm, or an array with one value
-        per firm row) broadcast to one value per firm row.
-        """
-        if self.capital_market is None:
-            return np.ones(self.firms.n)
-        return np.broadcast_to(
-            np.asarray(self.capital_market.ratio, dtype=float), (self.firms.n,)
-        ).copy()
+    @property
+    def equity_offer(self) -> np.ndarray:
+        """This step's equity offer per firm (USD): ``model.equity.offer``."""
+        return self.equity.offer
 
     def pay_dividends(self, amounts: np.ndarray) -> None:
-        """Pay ``amounts`` (USD per firm) to shareholders: the capital market, else savers."""
-        if self.capital_market is not None:
-            self.capital_market.receive_dividends(amounts)
+        """Pay ``amounts`` (USD per firm) to shareholders through ``marketsim_receive_dividends``;
+        to the outside account ``savers`` when no capital market takes them."""
+        if call_hook(self.manager, "marketsim_receive_dividends", model=self, amounts=amounts):
             return
         ledger = self.ledger
         ledger.transfer(
@@ -487,6 +495,18 @@ class SupplyChainModel(mesa.Model):
         )
 
     def issue_equity(self, amounts: np.ndarray) -> None:
-        """Issue new shares worth ``amounts`` (USD per firm) to the capital market."""
-        if self.capital_market is not None and amounts.any():
-            self.capital_market.buy_shares(amounts)
+        """Issue new shares worth ``amounts`` (USD per firm) through
+        ``marketsim_buy_new_shares``.
+
+        Raises:
+            StepGuardError: shares were issued but no capital market paid for them (an offer
+                was published without an implementation of ``marketsim_buy_new_shares``).
+        """
+        if not amounts.any():
+            return
+        if not call_hook(self.manager, "marketsim_buy_new_shares", model=self, amounts=amounts):
+            raise StepGuardError(
+                f"step {self.step_index}: firms issued ${float(amounts.sum()):.4g} of shares "
+                "against model.equity.offer, but no plugin implements "
+                "marketsim_buy_new_shares to pay for them"
+            )

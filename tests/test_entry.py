@@ -108,7 +108,7 @@ def test_entrant_commits_when_returns_beat_the_cost_of_capital_and_starts_after_
     first = rows.start
     committed_at = None
     for step in range(30):
-        funds_before = float(m.capital_market.cash.sum()) if step else None
+        funds_before = float(m.sectors["investor"].cash.sum()) if step else None
         m.step()
         if committed_at is None and m.entry.start_step[first] >= 0:
             committed_at = step

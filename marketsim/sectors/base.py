@@ -194,9 +194,11 @@ class Sector:
             (``"cost_of_goods"`` or ``"capex"``).
         has_accounts: True for firms with their own books; False for end-market segments,
             whose cash comes from the outside account ``outside_account``.
-        supplies_equity: True for the capital market (at most one such sector is used): it
-            must provide ``allocate(step)``, ``buy_shares(amounts)``,
-            ``receive_dividends(amounts)`` and a ``ratio`` (valuation / fundamental value).
+        supplies_equity: True for funds (a capital market's own accounts): they hold
+            shares rather than sell a good, so finance does not pay their surplus cash out
+            as dividends. The capital market itself works through the hooks
+            ``marketsim_value_firms``, ``marketsim_buy_new_shares`` and
+            ``marketsim_receive_dividends`` (`marketsim.equity`).
         signed_fields: names of the float attributes that may be negative (growth rates,
             earnings). The step guard (`marketsim.guard`) checks every public float
             attribute after each phase: these must be finite, all others are quantities or

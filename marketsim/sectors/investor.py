@@ -65,6 +65,7 @@ from marketsim.ledger import EQUITY_MARKET
 from marketsim.markets.beliefs import sector_beliefs_step
 from marketsim.metrics import MetricSpec
 from marketsim.metrics import by_sector
+from marketsim.plugins import hookimpl
 from marketsim.schema import Param
 from marketsim.schema import TableSchema
 from marketsim.sectors.base import Sector
@@ -440,7 +441,18 @@ class Investor(Sector):
         self.trend_share = float(np.average(self.sector_trend_share, weights=weights))
 
         self._savers_flows(dividends.sum(), new_equity.sum())
+        self._publish()
         self._offer_equity()
+
+    def _publish(self) -> None:
+        """Publish valuations as the equity market's data (``model.equity``)."""
+        equity = self.model.equity
+        equity.valuation_ratio = self.ratio.copy()
+        equity.valuation = self.valuation.copy()
+        equity.fundamental = self.fundamental.copy()
+        equity.cost_of_capital_per_year = float(self.params["discount_rate_per_year"])
+        equity.trend_follower_share = float(self.trend_share)
+        equity.active = True
 
     def _update_earnings(self) -> None:
         """Smoothed operating income and revenue, and revenue's observed twelve-month growth,
@@ -524,7 +536,7 @@ class Investor(Sector):
             self._move(excess_cash * cash / cash.sum(), "savers", to_funds=False)
 
     def _offer_equity(self) -> None:
-        """This step's equity offer per firm (``model.equity_offer``, USD)."""
+        """This step's equity offer per firm (``model.equity.offer``, USD)."""
         p = self.params
         model = self.model
         total_fundamental = self.fundamental.sum()
@@ -532,7 +544,7 @@ class Investor(Sector):
         appetite = min(1.0, bounded_power(market_ratio, p["equity_valuation_sensitivity"]))
         budget = max(0.0, float(self.cash.sum())) * p["deploy_share"] * appetite
         chasing = self.valuation * np.maximum(self.momentum, 0.0)[model.firms.sector_code]
-        model.equity_offer = budget * (
+        model.equity.offer = budget * (
             (1.0 - self.trend_share) * _shares(self.valuation) + self.trend_share * _shares(chasing)
         )
 
@@ -611,9 +623,38 @@ def _shares(weights: np.ndarray) -> np.ndarray:
     return weights / total if total > 0 else np.zeros_like(weights)
 
 
-def _capital_market(model):
-    market = model.capital_market
-    return market if isinstance(market, Investor) else None
+def _capital_market(model) -> Investor | None:
+    """The model's funds: its investor sector (found by type, so a plugin's subclass counts),
+    None when it has none or it has no funds."""
+    return next((s for s in model.firm_sectors if isinstance(s, Investor) and s.count > 0), None)
+
+
+@hookimpl
+def marketsim_value_firms(model, step):
+    """The built-in capital market: the investor sector values firms and offers equity."""
+    funds = _capital_market(model)
+    if funds is not None:
+        funds.allocate(step)
+
+
+@hookimpl
+def marketsim_buy_new_shares(model, amounts):
+    """The funds pay for new shares (equally from every fund)."""
+    funds = _capital_market(model)
+    if funds is None:
+        return None
+    funds.buy_shares(amounts)
+    return True
+
+
+@hookimpl
+def marketsim_receive_dividends(model, amounts):
+    """The funds collect dividends and pass cash above their target on to savers."""
+    funds = _capital_market(model)
+    if funds is None:
+        return None
+    funds.receive_dividends(amounts)
+    return True
 
 
 def _per_operating_sector(attribute: str):
