@@ -213,17 +213,23 @@ LEVY_USD = 7.0
 
 
 @hookimpl
+def marketsim_register_outside_accounts(register):
+    register("levy_fund", "receives the levy on accelerators")
+
+
+@hookimpl
 def marketsim_after_clear(model, market, outcome):
     if market.name != "accelerators":
         return
     sold = outcome.seller_sold * LEVY_USD
-    transfer(model, "cash", market.sellers.accounts, "taxes", sold, "cost_of_goods")
+    transfer(model, "cash", market.sellers.accounts, "levy_fund", sold, "cost_of_goods")
 """
 
 
 def test_transfer_posts_through_the_ledger_under_the_named_flow(write_experiment, tmp_path):
-    """A levy paid with `transfer` shows in the sellers' cost of goods, exactly, in the first
-    month anything is sold (every earlier month is identical with and without it)."""
+    """A levy paid with `transfer` to an outside account the plugin registers shows in the
+    sellers' cost of goods, exactly, in the first month anything is sold (every earlier month
+    is identical with and without it)."""
     (tmp_path / "levy.py").write_text(LEVY_PLUGIN)
     plain = run(load_experiment(write_experiment(name="plain.toml", steps=3)))
     levied = run(load_experiment(write_experiment('plugins = ["levy.py"]\n', steps=3)))
