@@ -28,8 +28,9 @@ from marketsim.config import schema_problems
 from marketsim.config import validate
 from marketsim.errors import ExperimentError
 from marketsim.errors import PluginError
-from marketsim.graph import build_supply_graph
+from marketsim.graph import SupplyGraph
 from marketsim.graph import check_restrictions
+from marketsim.graph import sample_supply_graph
 from marketsim.graph import supply_graph_problem
 from marketsim.limits import MEMORY_BUDGET_BYTES
 from marketsim.limits import estimate_size
@@ -232,6 +233,9 @@ class Experiment:
     manager: PluginManager
     components: Components
     overrides: list[str] = field(default_factory=list)
+    graph_file: SupplyGraph | None = None
+    """The supply graph read from ``[graph] file`` (`marketsim.graph_io`), None without one;
+    it travels with the pickled experiment, so workers do not read the file again."""
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
@@ -284,7 +288,20 @@ class Experiment:
         return self.config["experiment"]["seed"] if seed < 0 else seed
 
     def supply_graph(self) -> nx.DiGraph:
-        """The supply graph built from ``[graph]`` and the seed, after plugins modified it.
+        """The supply graph as networkx (built from `supply_edges`, or as a plugin left it).
+
+        Raises:
+            PluginError: as `supply_edges`.
+        """
+        return self.supply_edges().to_networkx()
+
+    def supply_edges(self) -> SupplyGraph:
+        """The supply graph as arrays: drawn from ``[graph]`` and the seed, or read from
+        ``[graph] file``, then modified by plugins.
+
+        Without a ``marketsim_modify_graph`` implementation no networkx graph is built. With
+        one, the networkx graph is built, edited, checked, and the edges read back from it
+        (``.networkx`` holds it).
 
         Raises:
             PluginError: a ``marketsim_modify_graph`` implementation raised, or left the graph
@@ -294,13 +311,19 @@ class Experiment:
         classes = self.components.sectors
         sells = {name: classes[name].sells for name in present}
         buys = {name: goods_bought(classes[name], self.config["agents"][name]) for name in present}
-        graph = build_supply_graph(
-            {name: self.config["agents"][name]["count"] for name in present},
-            sells,
-            buys,
-            self.config["graph"],
-            self.graph_seed,
-        )
+        if self.graph_file is not None:
+            supply = self.graph_file
+        else:
+            supply = sample_supply_graph(
+                {name: self.config["agents"][name]["count"] for name in present},
+                sells,
+                buys,
+                self.config["graph"],
+                self.graph_seed,
+            )
+        if not self.manager.hook.marketsim_modify_graph.get_hookimpls():
+            return supply
+        graph = supply.to_networkx()
         participants = {node: (data["sector"], data["index"]) for node, data in graph.nodes.items()}
 
         def check(plugin: str) -> None:
@@ -318,7 +341,7 @@ class Experiment:
             graph=graph,
             experiment=self.config,
         )
-        return graph
+        return supply.with_edges_from(graph)
 
 
 def load_experiment(

@@ -45,7 +45,6 @@ from marketsim.agents import FirmAgent
 from marketsim.agents import SegmentAgent
 from marketsim.entry import EntryAndExit
 from marketsim.entry import add_entrants_to_graph
-from marketsim.entry import entrant_regions
 from marketsim.entry import entrant_templates
 from marketsim.entry import potential_entrants
 from marketsim.equity import EquityMarket
@@ -128,12 +127,21 @@ class SupplyChainModel(mesa.Model):
         }
         # rows per sector: its incumbents, then its potential entrants (marketsim.entry)
         members = {name: incumbents[name] + entrants[name] for name in present}
-        self.graph = experiment.supply_graph()
+        supply = experiment.supply_edges()
         experiment = self.experiment
         regions = experiment["graph"]["regions"]
-        for name in present:
-            if entrants[name]:
-                add_entrants_to_graph(self.graph, name, incumbents[name], entrants[name], regions)
+        self._graph = supply.networkx  # built when asked (`graph`) unless a plugin edited it
+        if self._graph is not None:
+            for name in present:
+                if entrants[name]:
+                    add_entrants_to_graph(
+                        self._graph, name, incumbents[name], entrants[name], regions
+                    )
+            supply = supply.with_entrants(entrants).with_edges_from(self._graph)
+        else:
+            supply = supply.with_entrants(entrants)
+        self.supply = supply
+        """The supply graph as arrays, entrants included (`marketsim.graph.SupplyGraph`)."""
 
         goods = self._goods_in_order(classes)
         firm_names = [n for n in present if classes[n].has_accounts]
@@ -151,7 +159,7 @@ class SupplyChainModel(mesa.Model):
         sector_code, region_code, start = [], [], 0
         for code, name in enumerate(firm_names + [n for n in present if n not in firm_names]):
             count = members[name]
-            region = entrant_regions(incumbents[name], entrants[name], len(regions))
+            region = supply.member_regions(name)
             if classes[name].has_accounts:
                 rows = slice(start, start + count)
                 start += count
@@ -299,7 +307,7 @@ class SupplyChainModel(mesa.Model):
         sellers = self._participants(lambda s: s.sells == good)
         buyers = self._participants(lambda s: good in s.buys)  # with added inputs
         indptr, edge_seller = market_csr(
-            self.graph,
+            self.supply,
             good,
             [(s.name, start, count) for s, start, count in sellers.sectors],
             [(s.name, start, count) for s, start, count in buyers.sectors],
@@ -316,6 +324,15 @@ class SupplyChainModel(mesa.Model):
             spec, mechanism, params, sellers, buyers, indptr, edge_seller, account, buyer_flows
         )
         return market
+
+    @property
+    def graph(self):
+        """The supply graph as a `networkx.DiGraph`, entrants included: built on first use
+        from `supply` (or the graph a ``marketsim_modify_graph`` plugin edited). Markets read
+        `supply`; editing this graph during a run changes no market."""
+        if self._graph is None:
+            self._graph = self.supply.to_networkx()
+        return self._graph
 
     def _clear_label(self, market: Market) -> tuple[str, str, str]:
         origin = self.components.origin("mechanism", market.mechanism.name)
