@@ -28,13 +28,13 @@ posted price times ``1 + `` the edge's duty rate. With no duty it clears like
     to_region = "asia"
     start_step = 24
 
-The duty rates of this month's edges are set in ``marketsim_before_clear`` (after every
-plugin closed the edges it closes) and read by the mechanism; the market's price index
-(``markets.price``) is the volume-weighted price sellers receive, before duty. Chain columns:
-``tariff_revenue_usd`` (the duty ``taxes`` received this month, read off the ledger),
-``tariff_lane_value_usd`` and ``tariff_lane_units`` (trade from sellers in ``from_region``
-to buyers in ``to_region``, before duty, measured before the start too)
-and ``tariff_importer_units`` (everything the buyers in ``to_region`` bought).
+The duty rate of every edge is set afresh each month in ``marketsim_before_clear`` and read
+by the mechanism (closed edges stay closed: it clears over the open ones only). The market's
+price index (``markets.price``) is the volume-weighted price sellers receive, before duty.
+Chain columns: ``tariff_revenue_usd`` (the duty ``taxes`` received this month, read off the
+ledger), ``tariff_lane_value_usd`` and ``tariff_lane_units`` (trade from sellers in
+``from_region`` to buyers in ``to_region``, before duty, measured before the start too) and
+``tariff_importer_units`` (everything the buyers in ``to_region`` bought).
 """
 
 from __future__ import annotations
@@ -183,7 +183,7 @@ def _edge_buyer(indptr: np.ndarray) -> np.ndarray:
     return np.repeat(np.arange(len(indptr) - 1), np.diff(indptr))
 
 
-@hookimpl(trylast=True)
+@hookimpl
 def marketsim_before_clear(model, market):
     """Set this month's duty rate on every edge of the taxed good's book."""
     rule = model.experiment["accelerator_tariff"]
