@@ -8,6 +8,7 @@ Nothing runs and nothing is written until all of that has passed.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping
 from collections.abc import Sequence
@@ -32,6 +33,8 @@ from marketsim.graph import SupplyGraph
 from marketsim.graph import check_restrictions
 from marketsim.graph import sample_supply_graph
 from marketsim.graph import supply_graph_problem
+from marketsim.graph_io import read_graph_file
+from marketsim.graph_io import resolve_graph_file
 from marketsim.limits import MEMORY_BUDGET_BYTES
 from marketsim.limits import estimate_size
 from marketsim.markets.market import GoodSpec
@@ -400,10 +403,29 @@ def _validated(raw, origins, source, manager, components, overrides) -> Experime
             raise ExperimentError(
                 message, origins.get(f"agents.{name}.{key}", source), f"agents.{name}.{key}"
             )
+    graph_file, graph_sha256 = _graph_file(config, origins, source, components)
     for key, message in validate_config(manager, config):
         raise ExperimentError(message, origins.get(key, source), key)
-    return Experiment(
-        config, source, experiment_sha256(config), manager, components, list(overrides)
+    sha256 = experiment_sha256(config)
+    if graph_file is not None:  # the file's bytes are part of what is run
+        sha256 = hashlib.sha256(f"{sha256} {graph_sha256}".encode()).hexdigest()
+    return Experiment(config, source, sha256, manager, components, list(overrides), graph_file)
+
+
+def _graph_file(config, origins, source, components) -> tuple[SupplyGraph | None, str]:
+    """The supply graph of ``[graph] file`` checked against the experiment, and its sha256;
+    (None, "") without one (`marketsim.graph_io`)."""
+    path = resolve_graph_file(config, origins, source)
+    if path is None:
+        return None, ""
+    present = [name for name in components.sectors if name in config["agents"]]
+    return read_graph_file(
+        path,
+        {name: config["agents"][name]["count"] for name in present},
+        {name: components.sectors[name].sells for name in present},
+        {name: goods_bought(components.sectors[name], config["agents"][name]) for name in present},
+        config["graph"],
+        origins.get("graph.file", source),
     )
 
 

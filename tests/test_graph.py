@@ -148,3 +148,141 @@ def test_a_valid_graph_has_no_problem():
     assert supply_graph_problem(graph, participants, SELLS, BUYS) is None
     graph.remove_node("chip_vendor:0")  # removing participants or edges is allowed
     assert supply_graph_problem(graph, participants, SELLS, BUYS) is None
+
+
+# -- sampling in arrays ------------------------------------------------------------------------
+
+
+def test_successive_sampling_has_the_inclusion_chances_of_weighted_choice():
+    """Each buyer's draw is successive weighted sampling without replacement: the chance each
+    seller is among the picks matches the exact one (Generator.choice(replace=False, p))."""
+    from itertools import permutations
+
+    from marketsim.graph import _successive_sample
+
+    size, weight, picks = np.array([2, 3]), np.array([1.0, 0.25]), 2
+    members = np.repeat(weight, size)
+    exact = np.zeros(len(members))
+    for order in permutations(range(len(members)), picks):
+        chance, left = 1.0, members.sum()
+        for i in order:
+            chance *= members[i] / left
+            left -= members[i]
+        exact[list(order)] += chance
+    group, position = _successive_sample(size, weight, 40_000, picks, np.random.default_rng(7))
+    first = np.array([0, 2])
+    drawn = first[group] + position
+    assert np.all(drawn[:, 0] != drawn[:, 1])  # without replacement
+    share = np.bincount(drawn.ravel(), minlength=len(members)) / 40_000
+    np.testing.assert_allclose(share, exact, atol=0.02)
+
+
+def test_model_graph_is_built_when_asked_and_holds_the_markets_edges(baseline_path):
+    """model.graph (entrants included) has exactly the edges the markets clear over."""
+    experiment = marketsim.load_experiment(baseline_path, ["experiment.steps=1"])
+    model = marketsim.SupplyChainModel(experiment, 0)
+    assert model._graph is None
+    graph = model.graph
+    edges = set()
+    for market in model.markets.values():
+        names = {}
+        for side in (market.sellers, market.buyers):
+            names[id(side)] = [
+                f"{sector.name}:{k}" for sector, _, count in side.sectors for k in range(count)
+            ]
+        sellers, buyers = names[id(market.sellers)], names[id(market.buyers)]
+        indptr, edge_seller = market.book.buyer_indptr, market.book.edge_seller
+        for b in range(len(indptr) - 1):
+            for s in edge_seller[indptr[b] : indptr[b + 1]]:
+                edges.add((sellers[s], buyers[b], market.name))
+    assert edges == {(u, v, g) for u, v, g in graph.edges(data="good")}
+    assert any(
+        data["index"] >= 3 for _, data in graph.nodes(data=True) if data["sector"] == "chip_vendor"
+    )
+
+
+# -- bring your own supply graph ------------------------------------------------------------------
+
+
+def write_graph(tmp_path, source, name="g.graphml"):
+    """Write the supply graph of ``source`` with ``marketsim graph``; return its networkx."""
+    out = tmp_path / name
+    result = CliRunner().invoke(cli, ["graph", str(source), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    import networkx as nx
+
+    return nx.read_graphml(out)
+
+
+@pytest.mark.parametrize("kind", ["graphml", "csv"])
+def test_a_written_graph_loads_back_and_gives_identical_results(kind, write_experiment, tmp_path):
+    """marketsim graph, then [graph] file = that graph (GraphML or edge list): same tables."""
+    import pandas as pd
+
+    source = write_experiment("", name="drawn.toml", steps=3)
+    graph = write_graph(tmp_path, source)
+    if kind == "csv":
+        rows = [f"{u},{v},{g}" for u, v, g in graph.edges(data="good")]
+        (tmp_path / "g.csv").write_text("seller,buyer,good\n" + "\n".join(rows) + "\n")
+    mine = write_experiment(f'[graph]\nfile = "g.{kind}"\n', name="mine.toml", steps=3)
+    for path, out in ((source, "one"), (mine, "two")):
+        result = CliRunner().invoke(cli, ["run", str(path), "--out", str(tmp_path / out)])
+        assert result.exit_code == 0, result.output
+    for table in ("markets", "sectors", "chain"):
+        one = pd.read_parquet(tmp_path / "one" / f"{table}.parquet")
+        two = pd.read_parquet(tmp_path / "two" / f"{table}.parquet")
+        pd.testing.assert_frame_equal(one, two)
+
+
+BAD_FILES = {
+    "unknown firm": ("csv", "datacenter:99", "'datacenter:99': unknown firm"),
+    "unknown sector": (
+        "graphml",
+        "graph.nodes['utility:0']['sector'] = 'fusion'",
+        "node 'utility:0': unknown sector 'fusion'",
+    ),
+    "node count": (
+        "graphml",
+        "graph.remove_node('datacenter:7')",
+        "sector 'datacenter': expected 8 nodes (agents.datacenter.count), got 7",
+    ),
+    "seller without buyer": (
+        "graphml",
+        "graph.remove_edges_from(list(graph.out_edges('chip_vendor:1')))",
+        "firm 'chip_vendor:1' sells 'accelerators' but has no buyer",
+    ),
+    "good the seller does not sell": (
+        "graphml",
+        "graph.add_edge('chip_vendor:0', 'inference:0', good='compute')",
+        "edge 'chip_vendor:0' -> 'inference:0': sector 'chip_vendor' sells 'accelerators', "
+        "not 'compute'",
+    ),
+    "unknown region": (
+        "graphml",
+        "graph.nodes['utility:0']['region'] = 'mars'",
+        "node 'utility:0': expected a 'region' attribute, one of 'us', 'eu', 'asia'",
+    ),
+}
+
+
+@pytest.mark.parametrize("bad", BAD_FILES.values(), ids=BAD_FILES.keys())
+def test_a_bad_graph_file_is_one_line_naming_the_file(bad, write_experiment, tmp_path):
+    """A graph file that disagrees with the experiment: exit 2, one line, nothing written."""
+    import networkx as nx
+
+    kind, edit, problem = bad
+    graph = write_graph(tmp_path, write_experiment("", name="drawn.toml"))
+    if kind == "csv":
+        rows = [f"{u},{v}" for u, v in graph.edges()] + [f"chip_vendor:0,{edit}"]
+        (tmp_path / "g.csv").write_text("seller,buyer\n" + "\n".join(rows) + "\n")
+    else:
+        exec(edit, {"graph": graph})
+        nx.write_graphml(graph, tmp_path / "g.graphml")
+    path = write_experiment(f'[graph]\nfile = "g.{kind}"\n', name="mine.toml")
+    for args in (["validate", path], ["run", path, "--out", tmp_path / "out"]):
+        result = CliRunner().invoke(cli, [str(a) for a in args])
+        assert result.exit_code == 2, result.output
+        assert len(result.stderr.splitlines()) == 1
+        assert str(tmp_path / f"g.{kind}") in result.stderr
+        assert problem in result.stderr, result.stderr
+    assert not (tmp_path / "out").exists()
