@@ -18,6 +18,7 @@ from click.testing import CliRunner
 from economy import assert_lowers
 from economy import assert_raises
 from economy import market_rows
+from economy import sector_rows
 
 import marketsim
 from marketsim.cli import cli
@@ -85,6 +86,18 @@ def test_carbon_price_raises_the_power_price():
     priced = ("carbon_price", SHORT)
     unpriced = ("carbon_price", SHORT, "carbon_price.price_usd_per_tonne=0")
     assert_raises(priced, unpriced, power_price, "mean power price")
+
+
+def test_carbon_price_passed_on_lowers_data_centers_gross_margin():
+    """Paired: data centers pay the levy in their power bill, so their gross margin falls."""
+
+    def datacenter_gross_margin(results):
+        datacenter = sector_rows(results, "datacenter")
+        return datacenter["gross_profit"].sum() / datacenter["revenue"].sum()
+
+    priced = ("carbon_price", SHORT)
+    unpriced = ("carbon_price", SHORT, "carbon_price.price_usd_per_tonne=0")
+    assert_lowers(priced, unpriced, datacenter_gross_margin, "data centers' gross margin")
 
 
 # -- accelerator tariff ------------------------------------------------------------------------
