@@ -197,6 +197,25 @@ class OnsitePower(Sector):
                 le=10,
                 source="assumption: a developer's margin over cost in a PPA",
             ),
+            "tariff_rule": Param(
+                str,
+                "levelised",
+                "levelised: post levelised_cost x (1 + markup) (a PPA price); merchant: post the "
+                "higher of that and (1 + premium_over_grid) x last month's power price index",
+                choices=("levelised", "merchant"),
+                source="assumption: PPAs are priced at cost plus a margin",
+            ),
+            "premium_over_grid": Param(
+                float,
+                1.0,
+                "merchant rule: the developer's price over last month's power price index",
+                "share",
+                ge=0,
+                le=100,
+                source="assumption: priced well above the grid, so buyers ask the utilities "
+                "first (logit choice, price_sensitivity 4: a seller at twice the price draws "
+                "about 1/16 of the weight) and come to the developer for what they cannot get",
+            ),
             "demand_smoothing": smoothing_param(0.3),
             "serve_every_buyer": Param(
                 bool,
@@ -248,6 +267,8 @@ class OnsitePower(Sector):
         """Smoothed notional demand at the developer's tariff (MW)."""
         self.asset_book = self.capacity_mw * p["build_cost_usd_per_mw"]
         self.asset_depreciation = self.asset_book / p["asset_life_months"]
+        self.grid_price = self.tariff_usd_per_mwh
+        """Last month's power price index (USD per MWh), read from the market's clearing."""
         self.unserved_share = np.zeros(n)
         """Power buyers asked for and got from no one last month, over the operating
         developers (MW each)."""
@@ -269,6 +290,7 @@ class OnsitePower(Sector):
     def on_sold(self, market, outcome, block) -> None:
         super().on_sold(market, outcome, block)
         self.mwh_per_mw = market.billed_units_per_unit
+        self.grid_price = float(outcome.price)
         operating = max(int(np.count_nonzero(self.alive)), 1)
         self.unserved_share = np.where(
             self.alive, float(np.sum(outcome.buyer_unfilled)) / operating, 0.0
@@ -291,6 +313,9 @@ class OnsitePower(Sector):
         self.asset_book -= depreciation
         self.model.firms.charge_depreciation(self.rows, depreciation)
 
+        if p["tariff_rule"] == "merchant":
+            merchant = (1.0 + p["premium_over_grid"]) * self.grid_price
+            self.tariff = np.full(self.count, max(self.tariff_usd_per_mwh, merchant))
         faced = self.requested + self.unserved_share
         self.demand_smoothed = smooth(self.demand_smoothed, faced, p["demand_smoothing"])
         planned = self.capacity_mw + self.capacity_pipeline.sum(axis=1)

@@ -6,9 +6,11 @@ it (quantity = what the sellers sold; the ledger is checked by the framework eve
 its directional claim holds as a paired difference over 10 common-random-number replications
 (tests/economy.py): the custom-accelerator entrant lowers the incumbent chip vendors' gross
 margin and the accelerator price, and wins a positive share; the on-site developer lowers the
-power price in the power crunch and sells power. The reference that holds the supply graph
-fixed is the same experiment with the new firms kept out of the market; the shipped scenario
-without the plugin (baseline, power_crunch) is checked too. Bad settings exit 2 with one line.
+power price in the power crunch and sells power; priced above the grid (tariff_rule
+"merchant") it lowers the accelerators stranded for want of power instead. The reference
+that holds the supply graph fixed is the same experiment with the new firms kept out of the
+market; the shipped scenario without the plugin (baseline, power_crunch) is checked too.
+Bad settings exit 2 with one line.
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ NO_DEVELOPERS = (
     "agents.onsite_power.initial_capacity_mw=0",
     "agents.onsite_power.max_build_mw_per_month=0",
 )
+MERCHANT = 'agents.onsite_power.tariff_rule="merchant"'
+"""Developers priced at twice the grid's last price: buyers ask the utilities first."""
 CRUNCH_FROM = 12
 """Month from which power_crunch's price has risen above the baseline's (measured)."""
 
@@ -161,6 +165,27 @@ def test_power_market_clears_with_the_developer(onsite_run):
 def test_developer_lowers_the_crunch_power_price():
     for reference in (("onsite_power", STEPS, *NO_DEVELOPERS), ("power_crunch", STEPS)):
         assert_lowers(("onsite_power", STEPS), reference, power_price, "power price")
+
+
+def stranded_accelerators(results) -> float:
+    """Mean installed accelerators idle for want of an input once the crunch bites."""
+    return float(_from(results.chain, CRUNCH_FROM)["stranded_accelerators"].mean())
+
+
+def test_merchant_developer_lowers_stranded_accelerators():
+    """Priced above the grid, the developer sells what the utilities cannot deliver: fewer
+    accelerators stand unpowered than with the same developers out of the market."""
+    assert_lowers(
+        ("onsite_power", STEPS, MERCHANT),
+        ("onsite_power", STEPS, *NO_DEVELOPERS),
+        stranded_accelerators,
+        "stranded accelerators",
+    )
+    sold = per_replication(
+        replications("onsite_power", STEPS, MERCHANT),
+        lambda r: _from(sector_rows(r, "onsite_power"), CRUNCH_FROM)["sold"].sum(),
+    )
+    assert (sold > 0).all(), sold
 
 
 def test_developers_out_of_the_market_trade_nothing():
