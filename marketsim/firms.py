@@ -87,36 +87,43 @@ class FirmTable:
     def operating_income_so_far(self) -> np.ndarray:
         """Revenue minus cost of goods, depreciation and opex booked so far this step (USD)."""
         flows = self.ledger.flows
-        out = self.ledger.flow_out[0, :, : self.n]
-        revenue = self.ledger.flow_in[0, flows.REVENUE, : self.n]
+        out = self._paid
+        revenue = self.ledger.flow_total_in(flows.REVENUE)[: self.n]
         return (
             revenue
-            - out[flows.COST_OF_GOODS]
-            - out[flows.OPEX]
-            - out[flows.INTEREST]
+            - out(flows.COST_OF_GOODS)
+            - out(flows.OPEX)
+            - out(flows.INTEREST)
             - self.depreciation_pending
         )
 
     def monthly_costs_so_far(self) -> np.ndarray:
         """Cash costs booked so far this step: cost of goods, opex, interest (USD)."""
         flows = self.ledger.flows
-        out = self.ledger.flow_out[0, :, : self.n]
-        return out[flows.COST_OF_GOODS] + out[flows.OPEX] + out[flows.INTEREST]
+        out = self._paid
+        return out(flows.COST_OF_GOODS) + out(flows.OPEX) + out(flows.INTEREST)
+
+    def _paid(self, flow: int) -> np.ndarray:
+        """Cash each firm paid under ``flow`` so far this step (USD; a view of the ledger)."""
+        return self.ledger.flow_total_out(flow)[: self.n]
+
+    def _received(self, flow: int) -> np.ndarray:
+        """Cash each firm received under ``flow`` so far this step (USD; a view)."""
+        return self.ledger.flow_total_in(flow)[: self.n]
 
     def close_income_statement(self) -> None:
         """Read this step's income statement of every firm off the ledger's flows."""
         flows = self.ledger.flows
-        out = self.ledger.flow_out[0, :, : self.n]
-        into = self.ledger.flow_in[0, :, : self.n]
-        self.revenue = into[flows.REVENUE].copy()
+        out, into = self._paid, self._received
+        self.revenue = into(flows.REVENUE).copy()
         self.depreciation = self.depreciation_pending.copy()
-        self.cost_of_goods = out[flows.COST_OF_GOODS] + self.depreciation
-        self.opex = out[flows.OPEX].copy()
-        self.interest = out[flows.INTEREST].copy()
-        self.tax = out[flows.TAX].copy()
-        self.capex = out[flows.CAPEX].copy()
-        self.equity_issued = into[flows.EQUITY].copy()
-        self.debt_drawn = into[flows.DEBT_DRAW].copy()
-        self.dividends = out[flows.DIVIDEND].copy()
+        self.cost_of_goods = out(flows.COST_OF_GOODS) + self.depreciation
+        self.opex = out(flows.OPEX).copy()
+        self.interest = out(flows.INTEREST).copy()
+        self.tax = out(flows.TAX).copy()
+        self.capex = out(flows.CAPEX).copy()
+        self.equity_issued = into(flows.EQUITY).copy()
+        self.debt_drawn = into(flows.DEBT_DRAW).copy()
+        self.dividends = out(flows.DIVIDEND).copy()
         self.net_income = self.revenue - self.cost_of_goods - self.opex - self.interest - self.tax
         self.last_monthly_costs = self.monthly_costs_so_far().copy()

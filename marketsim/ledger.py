@@ -12,8 +12,15 @@ an outside account holds one step's flows and ``outside_world`` minus what the f
 markets hold. No balance grows with the number of steps (tokens consumed in a month do not
 pile up for ever).
 
-At the end of each step `Ledger.check` verifies, and raises `LedgerError` naming the step,
-the account and the amount otherwise:
+Postings are sparse: a transfer reads and writes only the accounts it touches (totals per
+account summed in posting order, `marketsim.ledger_flows`), flows are kept as a journal per
+(asset, flow) and summed into a row only when read (`FlowBook`), and `Ledger.begin_step`
+clears what was posted, so a step's ledger work grows with its postings, not with
+accounts x flows. The balances are exactly those of the dense arithmetic (every posting's
+total subtracted from and added to whole rows), bit for bit.
+
+At the end of each step `Ledger.check` verifies (one pass over every balance), and raises
+`LedgerError` naming the step, the account and the amount otherwise:
 
 - every balance is finite;
 - every balance is exactly what the postings made it (the ledger keeps its own copy,
@@ -35,6 +42,13 @@ from collections.abc import Sequence
 import numpy as np
 
 from marketsim.errors import LedgerError
+from marketsim.ledger_flows import BAD_AMOUNT
+from marketsim.ledger_flows import BAD_SOURCE
+from marketsim.ledger_flows import OK
+from marketsim.ledger_flows import FlowBook
+from marketsim.ledger_flows import post
+from marketsim.ledger_flows import scan_books
+from marketsim.ledger_flows import sum_by_account
 
 EQUITY_MARKET = "market:equity"
 """Clearing account of the capital market: new shares and dividends pass through it."""
@@ -127,14 +141,21 @@ class Flows:
 
 
 def _indices(accounts, shape: tuple[int, ...]) -> np.ndarray:
-    """Account indices as an int64 array of ``shape`` (one account is repeated)."""
+    """Account indices as a contiguous int64 array of ``shape`` (one account is repeated)."""
     if type(accounts) is not np.ndarray or accounts.dtype != np.int64:
         accounts = np.asarray(accounts, dtype=np.int64)
     if accounts.shape == shape:
-        return accounts
+        return _contiguous(accounts)
     if accounts.ndim == 0:
         return np.full(shape, accounts, dtype=np.int64)
-    return np.broadcast_to(accounts, shape)
+    return np.broadcast_to(accounts, shape).copy()
+
+
+def _contiguous(values: np.ndarray) -> np.ndarray:
+    """``values`` as a C-contiguous, writeable array (a copy only when it is not one)."""
+    if values.flags.c_contiguous and values.flags.writeable:
+        return values
+    return np.array(values, order="C")
 
 
 class Ledger:
@@ -156,7 +177,10 @@ class Ledger:
             own copy; `check` compares it with ``balances`` exactly).
         opening: ``[asset, account]`` balances at the start of the step.
         turnover: ``[asset, account]`` gross amount posted in and out this step.
-        flow_in, flow_out: ``[asset, flow, account]`` amounts received and paid this step.
+        flow_in, flow_out: ``[asset, flow, account]`` amounts received and paid this step,
+            as `FlowBook` s: kept sparsely (per posting, the accounts it touched), summed
+            when read, indexed like the dense arrays (``flow_in[asset, flow]`` is a row
+            over all accounts).
         rounding_scale: ``[asset, account]`` sum over the steps so far of |opening| +
             turnover + |own stock|: the magnitudes whose rounding may separate a firm's
             own stock from its ledger balance (see `STOCK_ROUNDING_ULPS`).
@@ -183,9 +207,13 @@ class Ledger:
         self.opening = np.zeros_like(self.balances)
         self.turnover = np.zeros_like(self.balances)
         self.rounding_scale = np.zeros_like(self.balances)
-        self.flow_in = np.zeros((n_assets, len(self.flows), n_accounts))
-        self.flow_out = np.zeros_like(self.flow_in)
+        self.flow_in = FlowBook(n_assets, len(self.flows), n_accounts)
+        self.flow_out = FlowBook(n_assets, len(self.flows), n_accounts)
         self.step = 0
+        self._slot = np.full(n_accounts, -1, dtype=np.int64)  # scratch of sum_by_account
+        self._paid_by = np.zeros(n_accounts)  # scratch of apply_postings
+        self._turned_over: list[tuple] = []
+        """Index of the turnover entries posted to this step (zeroed at the next step)."""
         world = self._account_index.get(OUTSIDE_WORLD)
         self._world = world
         self._closed_accounts = np.array(
@@ -226,12 +254,21 @@ class Ledger:
         are snapshot after the closing.
         """
         self.step = step
-        self.turnover[:] = 0.0
-        self.flow_in[:] = 0.0
-        self.flow_out[:] = 0.0
+        self._clear_turnover()
+        self.flow_in.clear()
+        self.flow_out.clear()
         if len(self._closed_accounts):
             self._close_outside_accounts()
         self.opening[:] = self.balances
+
+    def _clear_turnover(self) -> None:
+        """Zero the turnover entries posted to last step (all of them if that is cheaper)."""
+        touched, self._turned_over = self._turned_over, []
+        if sum(np.size(accounts) for _, accounts in touched) * 4 >= self.turnover.size:
+            self.turnover[:] = 0.0
+            return
+        for asset, accounts in touched:
+            self.turnover[asset, accounts] = 0.0
 
     def _close_outside_accounts(self) -> None:
         closed, world = self._closed_accounts, self._world
@@ -239,15 +276,19 @@ class Ledger:
         paid = np.maximum(held, 0.0)
         received = np.maximum(-held, 0.0)
         closing = self.flows.CLOSING
-        self.flow_out[:, closing, closed] += paid
-        self.flow_in[:, closing, closed] += received
-        self.flow_in[:, closing, world] += paid.sum(axis=1)
-        self.flow_out[:, closing, world] += received.sum(axis=1)
+        paid_total, received_total = paid.sum(axis=1), received.sum(axis=1)
+        worlds = np.array([world], dtype=np.int64)
+        for asset in range(len(self.asset_names)):
+            self.flow_out.add(asset, closing, closed, paid[asset])
+            self.flow_in.add(asset, closing, closed, received[asset])
+            self.flow_in.add(asset, closing, worlds, paid_total[asset : asset + 1])
+            self.flow_out.add(asset, closing, worlds, received_total[asset : asset + 1])
         for row in (self.balances, self.booked):
             row[:, closed] -= held
             row[:, world] += held.sum(axis=1)
         self.turnover[:, closed] += paid + received
         self.turnover[:, world] += (paid + received).sum(axis=1)
+        self._turned_over.append((slice(None), np.append(closed, world)))
 
     def transfer(self, asset: int, source, destination, amounts, flow: int) -> None:
         """Post ``amounts`` of ``asset`` from ``source`` to ``destination`` accounts.
@@ -258,9 +299,12 @@ class Ledger:
             destination: an account index or an array of them.
             amounts: amount per posting (>= 0, finite), in the asset's unit.
             flow: flow code (see `Flows`) recorded on both sides.
+
+        Raises:
+            LedgerError: an amount is NaN, infinite or negative (nothing is posted).
+            IndexError: an account index outside the ledger (a bug in the caller).
         """
-        source, destination, amounts = self._validated(asset, source, destination, amounts)
-        self._post(asset, source, destination, amounts, flow, flow)
+        self._post(asset, *self._arrays(source, destination, amounts), flow, flow)
 
     def transfer_flows(self, asset: int, source, destination, amounts, flows) -> None:
         """Like `transfer`, with the payer's flow code given per posting.
@@ -269,51 +313,77 @@ class Ledger:
         receiver under ``buy`` for goods or ``revenue``-neutral ``investment`` for cash
         received by a clearing house.
         """
-        source, destination, amounts = self._validated(asset, source, destination, amounts)
+        source, destination, amounts = self._arrays(source, destination, amounts)
         flows = np.broadcast_to(np.asarray(flows, dtype=np.int64), amounts.shape)
-        n_accounts = len(self.account_names)
-        by_flow = np.bincount(
-            flows * n_accounts + source, weights=amounts, minlength=len(self.flows) * n_accounts
-        )
-        self.flow_out[asset] += by_flow.reshape(len(self.flows), n_accounts)
-        received = self._per_account(destination, amounts)
+        used = np.flatnonzero(np.bincount(flows, minlength=len(self.flows)))  # codes >= 0
+        if len(used) and used[-1] >= len(self.flows):
+            raise IndexError(f"step {self.step}: flow code {used[-1]} is not one of `Flows`")
+        payers, paid, payees, received = self._apply(asset, source, destination, amounts)
+        for flow in used:
+            chosen = flows == flow
+            flow_payers, flow_paid, _ = sum_by_account(source[chosen], amounts[chosen], self._slot)
+            self.flow_out.add(asset, flow, flow_payers, flow_paid)
         receiver_flow = self.flows.BUY if asset else self.flows.INVESTMENT
-        self.flow_in[asset, receiver_flow] += received
-        self._move(asset, self._per_account(source, amounts), received)
+        self.flow_in.add(asset, receiver_flow, payees, received)
 
-    def _validated(self, asset, source, destination, amounts):
-        """The postings as arrays of one shape; `LedgerError` for a NaN, inf or negative."""
+    @staticmethod
+    def _arrays(source, destination, amounts):
+        """The postings as contiguous arrays of one shape (accounts int64, amounts float64)."""
         amounts = np.asarray(amounts, dtype=np.float64)
         if amounts.ndim != 1:
             amounts = np.atleast_1d(amounts)
-        source = _indices(source, amounts.shape)
-        destination = _indices(destination, amounts.shape)
-        if amounts.size and not (amounts.min() >= 0.0 and amounts.max() < np.inf):  # NaN too
-            i = int(np.flatnonzero(~((amounts >= 0.0) & (amounts < np.inf)))[0])
-            raise LedgerError(
-                f"step {self.step}: posting of {self.asset_names[asset]} from "
-                f"{self.account_names[source[i]]} to {self.account_names[destination[i]]}: "
-                f"amount must be finite and >= 0, got {amounts[i]!r}"
-            )
-        return source, destination, amounts
+        amounts = _contiguous(amounts)
+        return _indices(source, amounts.shape), _indices(destination, amounts.shape), amounts
 
     def _post(self, asset, source, destination, amounts, flow_out, flow_in) -> None:
-        paid = self._per_account(source, amounts)
-        received = self._per_account(destination, amounts)
-        self.flow_out[asset, flow_out] += paid
-        self.flow_in[asset, flow_in] += received
-        self._move(asset, paid, received)
+        payers, paid, payees, received = self._apply(asset, source, destination, amounts)
+        self.flow_out.add(asset, flow_out, payers, paid)
+        self.flow_in.add(asset, flow_in, payees, received)
 
-    def _move(self, asset: int, paid: np.ndarray, received: np.ndarray) -> None:
-        """Apply per-account totals paid and received to the balances and turnover."""
-        for row in (self.balances[asset], self.booked[asset]):  # the same arithmetic on both
-            row -= paid
-            row += received
-        self.turnover[asset] += paid + received
+    def _apply(self, asset: int, source, destination, amounts):
+        """Check the postings and move them into the balances, ledger copy and turnover.
 
-    def _per_account(self, accounts: np.ndarray, amounts: np.ndarray) -> np.ndarray:
-        """Sum of ``amounts`` by account (length: number of accounts)."""
-        return np.bincount(accounts, weights=amounts, minlength=len(self.account_names))
+        Only the accounts touched are read or written; balances and the ledger's own copy
+        get the same arithmetic.
+
+        Returns:
+            ``(payers, paid, payees, received)``: each account once with its total.
+
+        Raises:
+            LedgerError: an amount is NaN, infinite or negative (nothing is changed).
+            IndexError: an account index outside the ledger (nothing is changed).
+        """
+        payers, paid, payees, received, status, i = post(
+            self.balances[asset],
+            self.booked[asset],
+            self.turnover[asset],
+            self._paid_by,
+            self._slot,
+            source,
+            destination,
+            amounts,
+        )
+        if status == BAD_AMOUNT:
+            raise LedgerError(
+                f"step {self.step}: posting of {self.asset_names[asset]} from "
+                f"{self._name(source[i])} to {self._name(destination[i])}: "
+                f"amount must be finite and >= 0, got {amounts[i]!r}"
+            )
+        if status != OK:
+            account = source[i] if status == BAD_SOURCE else destination[i]
+            raise IndexError(
+                f"step {self.step}: posting of {self.asset_names[asset]}: account index "
+                f"{int(account)} outside the ledger's {len(self.account_names)} accounts"
+            )
+        self._turned_over.append((asset, payers))
+        self._turned_over.append((asset, payees))
+        return payers, paid, payees, received
+
+    def _name(self, account) -> str:
+        account = int(account)
+        if 0 <= account < len(self.account_names):
+            return self.account_names[account]
+        return f"account {account} (no such account)"
 
     def sweep_rounding(self, account: int, volume: float) -> None:
         """Move floating-point dust left in a clearing account to the ``rounding`` account.
@@ -337,7 +407,11 @@ class Ledger:
 
     def flow_total_in(self, flow: int, asset: int = 0) -> np.ndarray:
         """This step's amount received under ``flow`` per account (cash by default)."""
-        return self.flow_in[asset, flow]
+        return self.flow_in.row(asset, flow)
+
+    def flow_total_out(self, flow: int, asset: int = 0) -> np.ndarray:
+        """This step's amount paid under ``flow`` per account (cash by default)."""
+        return self.flow_out.row(asset, flow)
 
     def check(self, physical_stocks: dict[int, tuple[np.ndarray, np.ndarray]]) -> None:
         """Verify the books at the end of a step; raise `LedgerError` if they do not balance.
@@ -357,19 +431,17 @@ class Ledger:
 
     def _check(self, physical_stocks) -> None:
         balances = self.balances
-        self.rounding_scale += np.abs(self.opening) + self.turnover
-        np.minimum(self.rounding_scale, LARGEST, out=self.rounding_scale)
-        finite = np.isfinite(balances)
-        if not finite.all():
-            asset, account = np.argwhere(~finite)[0]
+        magnitude, any_not_finite, any_changed = scan_books(
+            balances, self.booked, self.opening, self.turnover, self.rounding_scale, LARGEST
+        )
+        if any_not_finite:
+            asset, account = np.argwhere(~np.isfinite(balances))[0]
             self._fail(asset, account, balances[asset, account], "balance is not finite")
-        changed = balances != self.booked
-        if changed.any():
-            asset, account = np.argwhere(changed)[0]
+        if any_changed:
+            asset, account = np.argwhere(balances != self.booked)[0]
             drift = balances[asset, account] - self.booked[asset, account]
             self._fail(asset, account, drift, "balance changed outside the ledger by")
-        magnitude = np.abs(self.opening).sum(axis=1) + self.turnover.sum(axis=1)
-        moved = balances.sum(axis=1) - self.opening.sum(axis=1)
+        moved = balances.sum(axis=1) - self.opening.sum(axis=1)  # pairwise: accurate
         not_conserved = ~(np.abs(moved) <= CONSERVATION_ULPS * EPSILON * magnitude)
         not_conserved &= np.isfinite(magnitude)  # sums past the float limit say nothing
         for asset in np.flatnonzero(not_conserved):

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from hypothesis import example
 from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
@@ -481,3 +482,227 @@ def test_outside_accounts_are_closed_into_outside_world():
     closing = ledger.flows.CLOSING
     assert ledger.flow_out[1, closing, 1] == 3.0 and ledger.flow_in[0, closing, 2] == 7.0
     ledger.check({})
+
+
+# -- sparse postings: the same books as a dense ledger, bit for bit ----------------------------
+
+
+class DenseLedger:
+    """The ledger's arithmetic as it was: dense per-account sums and [asset, flow, account] rows.
+
+    Postings are summed per account with ``np.bincount`` (in posting order from 0.0) and
+    applied to whole rows (``row -= paid; row += received``): the reference the sparse
+    ledger is held to, bit for bit.
+    """
+
+    def __init__(self, ledger: Ledger):
+        self.n = len(ledger.account_names)
+        self.n_flows = len(ledger.flows)
+        self.balances = ledger.balances.copy()
+        self.turnover = np.zeros_like(self.balances)
+        self.flow_in = np.zeros((len(ledger.asset_names), self.n_flows, self.n))
+        self.flow_out = np.zeros_like(self.flow_in)
+        self.closed = ledger._closed_accounts
+        self.world = ledger._world
+
+    def per_account(self, accounts, amounts):
+        return np.bincount(accounts, weights=amounts, minlength=self.n)
+
+    def move(self, asset, paid, received):
+        self.balances[asset] -= paid
+        self.balances[asset] += received
+        self.turnover[asset] += paid + received
+
+    def transfer(self, asset, source, destination, amounts, flow):
+        paid, received = self.per_account(source, amounts), self.per_account(destination, amounts)
+        self.flow_out[asset, flow] += paid
+        self.flow_in[asset, flow] += received
+        self.move(asset, paid, received)
+
+    def transfer_flows(self, asset, source, destination, amounts, flows, receiver_flow):
+        keys = flows * self.n + source
+        by_flow = np.bincount(keys, weights=amounts, minlength=self.n_flows * self.n)
+        self.flow_out[asset] += by_flow.reshape(self.n_flows, self.n)
+        received = self.per_account(destination, amounts)
+        self.flow_in[asset, receiver_flow] += received
+        self.move(asset, self.per_account(source, amounts), received)
+
+    def begin_step(self, closing):
+        self.turnover[:] = 0.0
+        self.flow_in[:] = 0.0
+        self.flow_out[:] = 0.0
+        if self.world is None or not len(self.closed):
+            return
+        closed, world = self.closed, self.world
+        held = self.balances[:, closed].copy()
+        paid, received = np.maximum(held, 0.0), np.maximum(-held, 0.0)
+        self.flow_out[:, closing, closed] += paid
+        self.flow_in[:, closing, closed] += received
+        self.flow_in[:, closing, world] += paid.sum(axis=1)
+        self.flow_out[:, closing, world] += received.sum(axis=1)
+        self.balances[:, closed] -= held
+        self.balances[:, world] += held.sum(axis=1)
+        self.turnover[:, closed] += paid + received
+        self.turnover[:, world] += (paid + received).sum(axis=1)
+
+
+def assert_bits_equal(got, want, what):
+    """Equal bit for bit (the sign of zero too)."""
+    got, want = np.asarray(got, dtype=np.float64), np.asarray(want, dtype=np.float64)
+    assert got.shape == want.shape, what
+    assert (got.view(np.int64) == want.view(np.int64)).all(), (what, got, want)
+
+
+ACCOUNT_NAMES = ["a", "b", "c", "d", "end_customers", "consumption", OUTSIDE_WORLD]
+AMOUNTS = st.one_of(
+    st.sampled_from([0.0, -0.0, 5e-324, 1.0, 1.0, 0.1, 1e300]),  # subnormal, ties, huge
+    st.floats(0, 1e12, allow_nan=False, allow_infinity=False),
+)
+ACCOUNT = st.integers(0, len(ACCOUNT_NAMES) - 1)
+ONE_OR_MANY = st.one_of(ACCOUNT, st.lists(ACCOUNT, min_size=0, max_size=6))
+POSTING = st.tuples(
+    st.sampled_from(["transfer", "transfer_flows", "read", "begin_step"]),
+    st.integers(0, 2),  # asset
+    ONE_OR_MANY,  # source: one account or one per posting (repeats likely)
+    ONE_OR_MANY,  # destination
+    st.lists(AMOUNTS, min_size=0, max_size=6),
+    st.lists(st.integers(0, 18), min_size=1, max_size=6),  # flow codes
+)
+
+
+def shaped(accounts, n):
+    """One account (an int) or a list of them cut or cycled to ``n``."""
+    if isinstance(accounts, int):
+        return accounts
+    if not accounts:
+        return np.zeros(n, dtype=np.int64)
+    return np.resize(np.array(accounts, dtype=np.int64), n)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(POSTING, max_size=30))
+@example([("transfer", 0, [], [], [], [0])])  # empty transfer
+@example([("transfer", 1, 0, [1, 1, 1], [5e-324, 5e-324, 1.0], [13])])
+@example([("transfer_flows", 0, [0, 1, 0, 0], 3, [0.1, 0.2, 0.3, -0.0], [1, 2, 1, 3])])
+@example([("transfer", 0, [0, 1], [1, 0], [1.0, 1.0], [0]), ("begin_step", 0, 0, 0, [], [0])])
+def test_sparse_postings_keep_the_dense_books_bit_for_bit(moves):
+    """Any postings, reads and steps: balances, turnover and flows equal a dense ledger's.
+
+    Accounts repeat within a posting, one account pays many, amounts are zero, -0.0,
+    subnormal, tied or huge; rows are read between postings (a kept row must follow later
+    postings) and steps begin (outside accounts are closed, kept rows are cleared).
+    """
+    ledger = Ledger(ACCOUNT_NAMES, ["cash", "widgets", "tokens"], [])  # no market to clear
+    ledger.open_balance(0, [0, 1, 2], [1e6, 2.5, 0.0])
+    ledger.open_balance(1, [0, 2], [7.0, 5e-324])
+    ledger.begin_step(0)
+    dense = DenseLedger(ledger)
+    dense.begin_step(ledger.flows.CLOSING)  # nothing to close yet: only clears
+    step = 0
+    for kind, asset, source, destination, amounts, flows in moves:
+        n = len(amounts)
+        source, destination = shaped(source, n), shaped(destination, n)
+        amounts = np.array(amounts, dtype=np.float64)
+        if kind == "transfer":
+            ledger.transfer(asset, source, destination, amounts, flows[0])
+            broadcast = np.broadcast_to
+            dense.transfer(
+                asset, broadcast(source, (n,)), broadcast(destination, (n,)), amounts, flows[0]
+            )
+        elif kind == "transfer_flows":
+            codes = np.resize(np.array(flows, dtype=np.int64), n)
+            ledger.transfer_flows(asset, source, destination, amounts, codes)
+            receiver = ledger.flows.BUY if asset else ledger.flows.INVESTMENT
+            dense.transfer_flows(
+                asset,
+                np.broadcast_to(source, (n,)),
+                np.broadcast_to(destination, (n,)),
+                amounts,
+                codes,
+                receiver,
+            )
+        elif kind == "read":  # keep a row, so later postings must bring it up to date
+            assert_bits_equal(
+                ledger.flow_out[asset, flows[0]], dense.flow_out[asset, flows[0]], "read"
+            )
+            assert_bits_equal(
+                ledger.flow_total_in(flows[0], asset), dense.flow_in[asset, flows[0]], "in"
+            )
+        else:
+            step += 1
+            ledger.begin_step(step)
+            dense.begin_step(ledger.flows.CLOSING)
+    assert_bits_equal(ledger.balances, dense.balances, "balances")
+    assert_bits_equal(ledger.booked, dense.balances, "booked")
+    assert_bits_equal(ledger.turnover, dense.turnover, "turnover")
+    assert_bits_equal(np.asarray(ledger.flow_in), dense.flow_in, "flow_in")
+    assert_bits_equal(np.asarray(ledger.flow_out), dense.flow_out, "flow_out")
+    assert_bits_equal(ledger.posted_net, ledger.booked - ledger.opening, "posted_net")
+    if np.isfinite(ledger.balances).all():
+        ledger.check({})
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        (0, 1),
+        (0, 1, 2),
+        (0, -1, -1),
+        (0, slice(None), 2),
+        (1, slice(None), slice(None)),
+        (slice(None), 1, np.array([0, 2, 2])),
+        (slice(None), slice(0, 3), 1),
+        (0, np.array([1, 13]), slice(0, 2)),
+        (Ellipsis, 2),
+        (1,),
+        1,
+    ],
+)
+def test_flow_book_reads_like_the_dense_array(key):
+    """Indexing a flow book gives what indexing the dense [asset, flow, account] array gives."""
+    ledger = small_ledger()
+    ledger.transfer(0, [0, 1, 0], 2, [1.0, 2.0, 4.0], ledger.flows.REVENUE)
+    ledger.transfer(1, 0, [1, 2], [0.5, 0.25], ledger.flows.SALE)
+    ledger.transfer(0, 2, 1, 3.0, ledger.flows.REVENUE)
+    dense = np.asarray(ledger.flow_in)
+    assert dense.shape == ledger.flow_in.shape == (2, len(ledger.flows), 5)
+    assert dense[0, ledger.flows.REVENUE].tolist() == [0.0, 3.0, 7.0, 0.0, 0.0]
+    got, want = ledger.flow_in[key], dense[key]
+    assert np.shape(got) == np.shape(want)
+    np.testing.assert_array_equal(got, want)
+
+
+def test_flows_are_cleared_at_the_start_of_a_step_even_once_read():
+    """A row kept by a read is zeroed where it was posted to; the next step starts empty."""
+    ledger = small_ledger()
+    ledger.transfer(0, [0, 1], 2, [1.0, 2.0], ledger.flows.REVENUE)
+    revenue = ledger.flow_total_in(ledger.flows.REVENUE)
+    assert revenue.tolist() == [0.0, 0.0, 3.0, 0.0, 0.0]
+    ledger.begin_step(1)
+    assert revenue.tolist() == [0.0] * 5  # the same row, cleared in place as before
+    assert not ledger.turnover.any()
+    ledger.transfer(0, 1, 0, 5.0, ledger.flows.REVENUE)
+    assert ledger.flow_total_in(ledger.flows.REVENUE).tolist() == [5.0, 0.0, 0.0, 0.0, 0.0]
+    assert ledger.turnover[0].tolist() == [5.0, 5.0, 0.0, 0.0, 0.0]
+
+
+@pytest.mark.parametrize("source, destination", [(-1, 1), (0, 5), ([0, 7], [1, 1])])
+def test_posting_to_an_account_outside_the_ledger_changes_nothing(source, destination):
+    """An account index outside the ledger raises IndexError and leaves every balance as is.
+
+    (A negative index must not wrap around to the last account.)
+    """
+    ledger = small_ledger()
+    before = ledger.balances.copy()
+    with pytest.raises(IndexError, match="outside the ledger's 5 accounts"):
+        ledger.transfer(0, source, destination, [1.0, 1.0], ledger.flows.REVENUE)
+    np.testing.assert_array_equal(ledger.balances, before)
+    assert not ledger.turnover.any() and not np.asarray(ledger.flow_out).any()
+    ledger.check({})
+
+
+def test_flow_book_cannot_be_written():
+    """Flows change only through postings: writing into the flow book is refused."""
+    ledger = small_ledger()
+    with pytest.raises(TypeError):
+        ledger.flow_in[0, 0, 0] = 1.0

@@ -5,7 +5,8 @@
   demand is re-routed for up to ``max_rounds`` rounds, and what is left is reported. Each
   seller's notional demand (its price signal) is what buyers ask of it in the first round,
   counted as if every connected seller could sell, so a seller with no capacity still sees
-  the demand it is missing.
+  the demand it is missing. That count runs the kernel again (one round) only over the
+  buyers whose requests it can change (`notional_requests`).
 - ``call_auction``: a uniform-price double auction over the whole market (bids: buyers'
   demand at their limit prices; asks: sellers' capacity at their posted prices). The graph
   decides who takes part: a buyer or seller with no open edge does not trade. A bid without
@@ -17,6 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from numba import njit
 
 from marketsim.markets.kernels import call_auction
 from marketsim.markets.kernels import posted_price_clear
@@ -50,16 +52,9 @@ def clear_posted_price(book: MarketBook, params: dict[str, Any]) -> ClearingOutc
     if (book.seller_capacity <= 0.0).any():
         # notional demand as if every connected seller could sell: a seller that is out of
         # capacity still sees what buyers want from it (its signal to price and invest)
-        anyone = np.ones(book.n_sellers)
-        requested = posted_price_clear(
-            indptr,
-            edge_seller,
-            book.seller_price,
-            anyone,
-            book.buyer_demand,
-            float(params["price_sensitivity"]),
-            1,
-        )[2]
+        requested = notional_requests(
+            indptr, edge_seller, book, requested, float(params["price_sensitivity"])
+        )
     edge_buyer = np.repeat(np.arange(book.n_buyers), np.diff(indptr))
     buyer_value = np.bincount(
         edge_buyer, weights=edge_fill * book.seller_price[edge_seller], minlength=book.n_buyers
@@ -74,6 +69,96 @@ def clear_posted_price(book: MarketBook, params: dict[str, Any]) -> ClearingOutc
         buyer_value=buyer_value,
         price=_price_index(seller_value, sold, book.seller_price),
     )
+
+
+def notional_requests(indptr, edge_seller, book, requested, price_sensitivity):
+    """Round-1 requests to each seller as if every seller had capacity.
+
+    Equal, bit for bit, to ``posted_price_clear(indptr, edge_seller, price, ones, demand,
+    price_sensitivity, 1)[2]``, with the kernel run only where the answer can differ from
+    ``requested`` (the clearing's own round-1 requests). When the cheapest seller has
+    capacity, the logit weights of sellers with capacity are the same in both counts, so a
+    seller's requests differ only if one of its buyers also buys from a sold-out seller.
+    Those sellers (``affected``) are recounted over all of their buyers, in the kernel's
+    order, with every seller in the book; the others keep ``requested``. When a sold-out
+    seller is the cheapest, every weight changes and the whole market is recounted.
+
+    Args:
+        indptr, edge_seller: the open edges (CSR over buyers).
+        book: the market's book (prices, capacities, demand).
+        requested: float64[n_sellers], round-1 requests of the clearing (not changed).
+        price_sensitivity: logit coefficient on log price.
+
+    Returns:
+        float64[n_sellers], notional demand at each seller (units).
+    """
+    anyone = np.ones(book.n_sellers)
+    price = book.seller_price
+    sold_out = ~(book.seller_capacity > 0.0)  # the kernel's test of a seller with capacity
+    if sold_out.all() or price[sold_out].min() < price[~sold_out].min():
+        return posted_price_clear(
+            indptr, edge_seller, price, anyone, book.buyer_demand, price_sensitivity, 1
+        )[2]
+    affected, buyers, sub_indptr, sub_edge_seller = _affected_market(indptr, edge_seller, sold_out)
+    if not len(buyers):
+        return requested
+    recounted = posted_price_clear(
+        sub_indptr, sub_edge_seller, price, anyone, book.buyer_demand[buyers], price_sensitivity, 1
+    )[2]
+    notional = requested.copy()
+    notional[affected] = recounted[affected]
+    return notional
+
+
+@njit(cache=True)
+def _affected_market(indptr, edge_seller, sold_out):
+    """Sellers whose notional demand can differ from their round-1 requests, and the market
+    of every buyer of theirs.
+
+    Args:
+        indptr: int64[n_buyers + 1], edge_seller: int64[n_edges], the open edges.
+        sold_out: bool[n_sellers], sellers with no capacity.
+
+    Returns:
+        ``(affected, buyers, sub_indptr, sub_edge_seller)``: bool[n_sellers] the sellers of
+        any buyer that has a sold-out seller; int64 the buyers with an edge to one of them
+        (ascending); the CSR of those buyers' edges (each buyer's edges in their order).
+    """
+    n_buyers = indptr.shape[0] - 1
+    affected = np.zeros(sold_out.shape[0], dtype=np.bool_)
+    for b in range(n_buyers):
+        touches = False
+        for e in range(indptr[b], indptr[b + 1]):
+            if sold_out[edge_seller[e]]:
+                touches = True
+                break
+        if touches:
+            for e in range(indptr[b], indptr[b + 1]):
+                affected[edge_seller[e]] = True
+    chosen = np.zeros(n_buyers, dtype=np.bool_)
+    n_chosen = 0
+    n_edges = 0
+    for b in range(n_buyers):
+        for e in range(indptr[b], indptr[b + 1]):
+            if affected[edge_seller[e]]:
+                chosen[b] = True
+                n_chosen += 1
+                n_edges += indptr[b + 1] - indptr[b]
+                break
+    buyers = np.empty(n_chosen, dtype=np.int64)
+    sub_indptr = np.zeros(n_chosen + 1, dtype=np.int64)
+    sub_edge_seller = np.empty(n_edges, dtype=np.int64)
+    k = 0
+    at = 0
+    for b in range(n_buyers):
+        if chosen[b]:
+            buyers[k] = b
+            for e in range(indptr[b], indptr[b + 1]):
+                sub_edge_seller[at] = edge_seller[e]
+                at += 1
+            k += 1
+            sub_indptr[k] = at
+    return affected, buyers, sub_indptr, sub_edge_seller
 
 
 def clear_call_auction(book: MarketBook, params: dict[str, Any]) -> ClearingOutcome:
