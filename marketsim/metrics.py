@@ -131,7 +131,7 @@ def _chain_total(model, field: str) -> float:
 def _end_revenue(model) -> float:
     ledger = model.ledger
     end = ledger.account("end_customers")
-    paid = ledger.flow_out[0, :, end]  # one account: read off the postings, no whole rows
+    paid = ledger.flow_out[0, :, end]
     return float(paid.sum() - paid[ledger.flows.CLOSING])  # closing is not spending
 
 
