@@ -404,6 +404,8 @@ def _validated(raw, origins, source, manager, components, overrides) -> Experime
                 message, origins.get(f"agents.{name}.{key}", source), f"agents.{name}.{key}"
             )
     graph_file, graph_sha256 = _graph_file(config, origins, source, components)
+    if graph_file is not None:
+        check_size(config, components, source, graph_file.n_edges)
     for key, message in validate_config(manager, config):
         raise ExperimentError(message, origins.get(key, source), key)
     sha256 = experiment_sha256(config)
@@ -488,14 +490,17 @@ def check_chain(config: dict[str, Any], components: Components, source: str) -> 
     check_size(config, components, source)
 
 
-def check_size(config: dict[str, Any], components: Components, source: str) -> None:
-    """The experiment must fit the memory budget (`marketsim.limits.estimate_size`).
+def check_size(
+    config: dict[str, Any], components: Components, source: str, edges: int | None = None
+) -> None:
+    """The experiment must fit the memory budget (`marketsim.limits.estimate_size`; ``edges``:
+    the supply graph's, when read from ``[graph] file``).
 
     Raises:
         ExperimentError: on the key that contributes most (``agents``, ``experiment`` or
             ``output.firm_level``), with the counts and the estimate.
     """
-    size = estimate_size(config, components.sectors)
+    size = estimate_size(config, components.sectors, edges)
     if size.bytes > MEMORY_BUDGET_BYTES:
         parts = size.bytes_by_key()
         key = max(parts, key=parts.__getitem__)

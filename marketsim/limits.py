@@ -231,13 +231,17 @@ class SizeEstimate:
         return f"{', '.join(parts)}: about {self.bytes / 2**30:.1f} GiB"
 
 
-def estimate_size(config: dict[str, Any], sectors: Mapping[str, Any]) -> SizeEstimate:
+def estimate_size(
+    config: dict[str, Any], sectors: Mapping[str, Any], edges: int | None = None
+) -> SizeEstimate:
     """The size of a resolved experiment.
 
     Args:
         config: the resolved experiment (`validate`).
         sectors: sector name to its class (anything with ``has_accounts``, ``sells`` and
             ``buys``), for at least the sectors under ``agents``.
+        edges: the supply graph's edges when known (read from ``[graph] file``); by default
+            the most the ``[graph]`` rules can draw.
 
     Returns:
         Its `SizeEstimate`; compare ``.bytes`` with `MEMORY_BUDGET_BYTES`.
@@ -250,11 +254,12 @@ def estimate_size(config: dict[str, Any], sectors: Mapping[str, Any]) -> SizeEst
     for name, count in counts.items():
         if sectors[name].sells is not None:
             sellers[sectors[name].sells] = sellers.get(sectors[name].sells, 0) + count
-    edges = 0
+    drawn = 0
     for name, count in counts.items():
         for good in sectors[name].buys:
-            edges += count * min(degree, sellers.get(good, 0))
-    edges += sum(n for good, n in sellers.items() if any(good in sectors[s].buys for s in counts))
+            drawn += count * min(degree, sellers.get(good, 0))
+    drawn += sum(n for good, n in sellers.items() if any(good in sectors[s].buys for s in counts))
+    edges = edges if edges is not None else drawn
     runs = int(config["experiment"]["steps"]) * int(config["experiment"]["replications"])
     firm_level = bool(config.get("output", {}).get("firm_level", False))
     return SizeEstimate(firms, segments, edges, runs, (firms + segments) * runs * firm_level)

@@ -286,3 +286,50 @@ def test_a_bad_graph_file_is_one_line_naming_the_file(bad, write_experiment, tmp
         assert str(tmp_path / f"g.{kind}") in result.stderr
         assert problem in result.stderr, result.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_entrants_in_arrays_copy_their_templates_links_as_in_networkx(baseline_path):
+    """SupplyGraph.with_entrants gives the graph add_entrants_to_graph gives, regions too."""
+    from marketsim.entry import add_entrants_to_graph
+
+    experiment = marketsim.load_experiment(
+        baseline_path, ["agents.datacenter.potential_entrants=5", "agents.inference.count=2"]
+    )
+    supply = experiment.supply_edges()
+    entrants = {
+        name: experiment.config["agents"][name].get("potential_entrants", 0)
+        for name in supply.sectors
+    }
+    assert sum(entrants.values()) >= 7
+    expected = supply.to_networkx()
+    for name, count in entrants.items():
+        if count:
+            incumbents = experiment.config["agents"][name]["count"]
+            add_entrants_to_graph(
+                expected, name, incumbents, count, experiment.config["graph"]["regions"]
+            )
+    got = supply.with_entrants(entrants).to_networkx()
+    assert dict(got.nodes(data=True)) == dict(expected.nodes(data=True))
+    assert set(got.edges(data="good")) == set(expected.edges(data="good"))
+    assert got.number_of_edges() == supply.with_entrants(entrants).n_edges  # no duplicates
+
+
+def test_restrictions_drop_a_graph_files_forbidden_edges(write_experiment, tmp_path):
+    """A restriction applies to a graph read from a file: its forbidden edges are dropped."""
+    graph = write_graph(tmp_path, write_experiment("", name="drawn.toml"))
+    rule = {"good": "accelerators", "from_region": "us", "to_region": "eu"}
+    forbidden = [
+        (u, v)
+        for u, v, good in graph.edges(data="good")
+        if good == "accelerators"
+        and (graph.nodes[u]["region"], graph.nodes[v]["region"]) == ("us", "eu")
+    ]
+    assert forbidden
+    path = write_experiment(
+        '[graph]\nfile = "g.graphml"\nrestrictions = [{good = "accelerators", '
+        'from_region = "us", to_region = "eu"}]\n',
+        name="mine.toml",
+    )
+    supply = marketsim.load_experiment(path).supply_graph()
+    assert set(supply.edges()) == set(graph.edges()) - set(forbidden)
+    assert rule["good"] in {good for _, _, good in supply.edges(data="good")}
