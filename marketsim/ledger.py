@@ -214,6 +214,8 @@ class Ledger:
         self._paid_by = np.zeros(n_accounts)  # scratch of apply_postings
         self._turned_over: list[tuple] = []
         """Index of the turnover entries posted to this step (zeroed at the next step)."""
+        self._turned_over_count = 0
+        """How many accounts ``_turned_over`` names (with repeats)."""
         world = self._account_index.get(OUTSIDE_WORLD)
         self._world = world
         self._closed_accounts = np.array(
@@ -264,7 +266,8 @@ class Ledger:
     def _clear_turnover(self) -> None:
         """Zero the turnover entries posted to last step (all of them if that is cheaper)."""
         touched, self._turned_over = self._turned_over, []
-        if sum(np.size(accounts) for _, accounts in touched) * 4 >= self.turnover.size:
+        count, self._turned_over_count = self._turned_over_count, 0
+        if count * 4 >= self.turnover.size:
             self.turnover[:] = 0.0
             return
         for asset, accounts in touched:
@@ -289,6 +292,7 @@ class Ledger:
         self.turnover[:, closed] += paid + received
         self.turnover[:, world] += (paid + received).sum(axis=1)
         self._turned_over.append((slice(None), np.append(closed, world)))
+        self._turned_over_count += (len(closed) + 1) * len(self.asset_names)
 
     def transfer(self, asset: int, source, destination, amounts, flow: int) -> None:
         """Post ``amounts`` of ``asset`` from ``source`` to ``destination`` accounts.
@@ -353,10 +357,11 @@ class Ledger:
             LedgerError: an amount is NaN, infinite or negative (nothing is changed).
             IndexError: an account index outside the ledger (nothing is changed).
         """
-        payers, paid, payees, received, status, i = post(
-            self.balances[asset],
-            self.booked[asset],
-            self.turnover[asset],
+        accounts, totals, n_payers, status, i = post(
+            self.balances,
+            self.booked,
+            self.turnover,
+            asset,
             self._paid_by,
             self._slot,
             source,
@@ -375,9 +380,9 @@ class Ledger:
                 f"step {self.step}: posting of {self.asset_names[asset]}: account index "
                 f"{int(account)} outside the ledger's {len(self.account_names)} accounts"
             )
-        self._turned_over.append((asset, payers))
-        self._turned_over.append((asset, payees))
-        return payers, paid, payees, received
+        self._turned_over.append((asset, accounts))
+        self._turned_over_count += len(accounts)
+        return accounts[:n_payers], totals[:n_payers], accounts[n_payers:], totals[n_payers:]
 
     def _name(self, account) -> str:
         account = int(account)

@@ -113,40 +113,45 @@ BAD_DESTINATION = 3
 
 
 @njit(cache=True)
-def post(balances, booked, turnover, paid_by, slot, source, destination, amounts):
+def post(balances, booked, turnover, asset, paid_by, slot, source, destination, amounts):
     """Check and apply one transfer of one asset: ``amounts[i]`` from ``source[i]`` to
     ``destination[i]``.
 
     Nothing is changed unless every amount is finite and >= 0 and every account index is
     inside the ledger. Then the totals per account (`sum_by_account`) are applied to the
-    rows (`apply_postings`).
+    asset's rows (`apply_postings`).
 
     Args:
-        balances, booked, turnover: float64[n_accounts], the asset's rows (changed in place).
+        balances, booked, turnover: float64[n_assets, n_accounts] (row ``asset`` changed).
+        asset: the asset's row.
         paid_by: float64[n_accounts] scratch of 0.0; slot: int64[n_accounts] scratch of -1.
         source, destination: int64[k], accounts; amounts: float64[k], amounts.
 
     Returns:
-        ``(payers, paid, payees, received, status, where)``: each paying account once and
-        its total, each receiving account once and its total; ``status`` `OK` or the first
-        problem found (`BAD_AMOUNT`, `BAD_SOURCE`, `BAD_DESTINATION`) at posting ``where``
-        (then the four arrays are empty).
+        ``(accounts, totals, n_payers, status, where)``: each paying account once, then each
+        receiving account once (``accounts[:n_payers]``, ``accounts[n_payers:]``), with its
+        total paid or received (two arrays rather than four: fewer to hand back to Python);
+        ``status`` `OK` or the first problem found (`BAD_AMOUNT`, `BAD_SOURCE`,
+        `BAD_DESTINATION`) at posting ``where`` (then the arrays are empty).
     """
     n_accounts = slot.shape[0]
-    empty_index = np.empty(0, dtype=np.int64)
-    empty_amount = np.empty(0)
     for i in range(amounts.shape[0]):
         amount = amounts[i]
+        status = OK
         if not (amount >= 0.0 and amount < np.inf):  # NaN fails too
-            return empty_index, empty_amount, empty_index, empty_amount, BAD_AMOUNT, i
-        if source[i] < 0 or source[i] >= n_accounts:
-            return empty_index, empty_amount, empty_index, empty_amount, BAD_SOURCE, i
-        if destination[i] < 0 or destination[i] >= n_accounts:
-            return empty_index, empty_amount, empty_index, empty_amount, BAD_DESTINATION, i
+            status = BAD_AMOUNT
+        elif source[i] < 0 or source[i] >= n_accounts:
+            status = BAD_SOURCE
+        elif destination[i] < 0 or destination[i] >= n_accounts:
+            status = BAD_DESTINATION
+        if status != OK:
+            return np.empty(0, dtype=np.int64), np.empty(0), 0, status, i
     payers, paid, _ = sum_by_account(source, amounts, slot)
     payees, received, _ = sum_by_account(destination, amounts, slot)
-    apply_postings(balances, booked, turnover, paid_by, payers, paid, payees, received)
-    return payers, paid, payees, received, OK, -1
+    apply_postings(
+        balances[asset], booked[asset], turnover[asset], paid_by, payers, paid, payees, received
+    )
+    return np.concatenate((payers, payees)), np.concatenate((paid, received)), len(payers), OK, -1
 
 
 @njit(cache=True)
@@ -220,9 +225,11 @@ class FlowBook:
         return self.shape[0]
 
     def add(self, asset: int, flow: int, accounts: np.ndarray, amounts: np.ndarray) -> None:
-        """Record that ``accounts`` (each at most once) got ``amounts`` under (asset, flow)."""
+        """Record that ``accounts`` (each at most once) got ``amounts`` under (asset, flow).
+
+        ``asset`` and ``flow`` are Python or numpy integers (they hash alike)."""
         if len(accounts):
-            self._chunks.setdefault((int(asset), int(flow)), []).append((accounts, amounts))
+            self._chunks.setdefault((asset, flow), []).append((accounts, amounts))
 
     def clear(self) -> None:
         """Forget every posting (start of a step): work in proportion to what was posted."""
@@ -255,7 +262,10 @@ class FlowBook:
         key = (int(asset), int(flow))
         if key in self._chunks or key in self._rows:
             return self.row(asset, flow)[account_key]
-        return np.zeros(self.shape[2])[account_key]  # nothing posted under it
+        if _is_index(account_key):  # nothing posted under it
+            range(self.shape[2])[account_key]  # IndexError outside, as numpy would raise
+            return np.float64(0.0)
+        return np.zeros(self.shape[2])[account_key]
 
     def __getitem__(self, key):
         if not isinstance(key, tuple):
