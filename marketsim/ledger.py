@@ -212,10 +212,6 @@ class Ledger:
         self.step = 0
         self._slot = np.full(n_accounts, -1, dtype=np.int64)  # scratch of sum_by_account
         self._paid_by = np.zeros(n_accounts)  # scratch of apply_postings
-        self._turned_over: list[tuple] = []
-        """Index of the turnover entries posted to this step (zeroed at the next step)."""
-        self._turned_over_count = 0
-        """How many accounts ``_turned_over`` names (with repeats)."""
         world = self._account_index.get(OUTSIDE_WORLD)
         self._world = world
         self._closed_accounts = np.array(
@@ -264,14 +260,17 @@ class Ledger:
         self.opening[:] = self.balances
 
     def _clear_turnover(self) -> None:
-        """Zero the turnover entries posted to last step (all of them if that is cheaper)."""
-        touched, self._turned_over = self._turned_over, []
-        count, self._turned_over_count = self._turned_over_count, 0
-        if count * 4 >= self.turnover.size:
+        """Zero the turnover entries posted to last step (all of them if that is cheaper).
+
+        Every posting is in the flow books (payers in ``flow_out``, payees in ``flow_in``,
+        closings included), so they name every entry turned over.
+        """
+        if (self.flow_in.n_posted + self.flow_out.n_posted) * 4 >= self.turnover.size:
             self.turnover[:] = 0.0
             return
-        for asset, accounts in touched:
-            self.turnover[asset, accounts] = 0.0
+        for book in (self.flow_in, self.flow_out):
+            for asset, _, accounts in book.posted():
+                self.turnover[asset, accounts] = 0.0
 
     def _close_outside_accounts(self) -> None:
         closed, world = self._closed_accounts, self._world
@@ -291,8 +290,6 @@ class Ledger:
             row[:, world] += held.sum(axis=1)
         self.turnover[:, closed] += paid + received
         self.turnover[:, world] += (paid + received).sum(axis=1)
-        self._turned_over.append((slice(None), np.append(closed, world)))
-        self._turned_over_count += (len(closed) + 1) * len(self.asset_names)
 
     def transfer(self, asset: int, source, destination, amounts, flow: int) -> None:
         """Post ``amounts`` of ``asset`` from ``source`` to ``destination`` accounts.
@@ -380,8 +377,6 @@ class Ledger:
                 f"step {self.step}: posting of {self.asset_names[asset]}: account index "
                 f"{int(account)} outside the ledger's {len(self.account_names)} accounts"
             )
-        self._turned_over.append((asset, accounts))
-        self._turned_over_count += len(accounts)
         return accounts[:n_payers], totals[:n_payers], accounts[n_payers:], totals[n_payers:]
 
     def _name(self, account) -> str:

@@ -197,9 +197,9 @@ def _is_index(key) -> bool:
 class FlowBook:
     """Amounts posted this step under each flow: ``[asset, flow, account]``, kept sparsely.
 
-    Each posting adds one chunk per (asset, flow): the accounts it touched (each once) and
-    the amount of each. A row ``[asset, flow]`` is summed only when read, by adding the
-    chunks in posting order to a row of zeros, so it holds bit for bit what a dense
+    Each posting adds one chunk per (asset, flow) to a journal: the accounts it touched
+    (each once) and the amount of each. A row ``[asset, flow]`` is summed only when read, by
+    adding the chunks in posting order to a row of zeros, so it holds bit for bit what a dense
     accumulator updated by every posting would. A row once read is kept, brought up to date
     on later reads and zeroed where it was posted to at `clear`. Memory grows with the rows
     read, work with the postings: neither with assets x flows x accounts.
@@ -217,32 +217,66 @@ class FlowBook:
 
     def __init__(self, n_assets: int, n_flows: int, n_accounts: int):
         self.shape = (n_assets, n_flows, n_accounts)
-        self._chunks: dict[tuple[int, int], list[tuple[np.ndarray, np.ndarray]]] = {}
+        self._chunks: dict[tuple[int, int], list[tuple[int, int]]] = {}
+        """(asset, flow) -> the chunks posted under it, as ranges of the journal."""
+        self._accounts = np.empty(1024, dtype=np.int64)
+        self._amounts = np.empty(1024)
+        self._used = 0
+        """The journal: ``_accounts[:_used]`` and ``_amounts[:_used]``, every chunk in turn.
+        Kept from step to step (grown, never shrunk), so that postings allocate nothing
+        that outlives them: memory allocated and freed in a changing pattern slows the
+        numpy code around it."""
         self._rows: dict[tuple[int, int], list] = {}
         """(asset, flow) -> [row read before, number of chunks added to it]."""
 
     def __len__(self) -> int:
         return self.shape[0]
 
+    @property
+    def n_posted(self) -> int:
+        """Number of (account, amount) entries posted since the last `clear`."""
+        return self._used
+
     def add(self, asset: int, flow: int, accounts: np.ndarray, amounts: np.ndarray) -> None:
         """Record that ``accounts`` (each at most once) got ``amounts`` under (asset, flow).
 
-        ``asset`` and ``flow`` are Python or numpy integers (they hash alike)."""
-        if len(accounts):
-            self._chunks.setdefault((asset, flow), []).append((accounts, amounts))
+        ``asset`` and ``flow`` are Python or numpy integers (they hash alike).
+        """
+        start = self._used
+        stop = start + len(accounts)
+        if stop == start:
+            return
+        if stop > len(self._accounts):
+            capacity = max(stop, 2 * len(self._accounts))
+            self._accounts = np.concatenate(
+                (self._accounts[:start], np.empty(capacity - start, np.int64))
+            )
+            self._amounts = np.concatenate((self._amounts[:start], np.empty(capacity - start)))
+        self._accounts[start:stop] = accounts
+        self._amounts[start:stop] = amounts
+        self._used = stop
+        self._chunks.setdefault((asset, flow), []).append((start, stop))
+
+    def posted(self):
+        """Each (asset, flow) posted to since the last `clear`, with the accounts of each
+        chunk (arrays that are only valid until the next posting)."""
+        for (asset, flow), chunks in self._chunks.items():
+            for start, stop in chunks:
+                yield asset, flow, self._accounts[start:stop]
 
     def clear(self) -> None:
         """Forget every posting (start of a step): work in proportion to what was posted."""
         for key, kept in self._rows.items():
             row, added = kept
             chunks = self._chunks.get(key, [])[:added]
-            if sum(len(accounts) for accounts, _ in chunks) * 4 >= len(row):
+            if sum(stop - start for start, stop in chunks) * 4 >= len(row):
                 row[:] = 0.0
             else:
-                for accounts, _ in chunks:
-                    row[accounts] = 0.0
+                for start, stop in chunks:
+                    row[self._accounts[start:stop]] = 0.0
             kept[1] = 0
         self._chunks = {}
+        self._used = 0
 
     def row(self, asset: int, flow: int) -> np.ndarray:
         """``[asset, flow]`` over all accounts: kept, and changed in place by later reads."""
@@ -252,8 +286,8 @@ class FlowBook:
             kept = self._rows[key] = [np.zeros(self.shape[2]), 0]
         row, added = kept
         chunks = self._chunks.get(key, ())
-        for accounts, amounts in chunks[added:]:
-            row[accounts] += amounts  # each account at most once per chunk
+        for start, stop in chunks[added:]:
+            row[self._accounts[start:stop]] += self._amounts[start:stop]  # accounts once each
         kept[1] = len(chunks)
         return row
 
