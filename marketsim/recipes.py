@@ -4,7 +4,7 @@ Each producing sector declares its `Recipe` as a class attribute (``Sector.recip
 tuple of `Input` s, each a good (or an input bought outside the markets, such as the
 data center's building shell), what it is counted per (`PER`) and how much of it is needed
 per that unit (a number times the product of some of the sector's parameters). The
-built-in recipes (docs/plugins_recipes.md lists them):
+built-in recipes (docs/plugins.md section 8.7 lists them):
 
 - data center: ``accelerators`` 1 per accelerator; ``network_kits`` ``kits_per_accelerator``
   per accelerator; ``power`` ``kw_per_accelerator x pue / 1000`` MW per (generation-0)
@@ -147,7 +147,7 @@ def inputs_param(recipe: Recipe) -> Param:
         {},
         f"inputs added to the recipe: a table per good, `[agents.<sector>.inputs.<good>]` with "
         f"{keys} (units of the good needed {', or '.join(PER[p] for p in recipe.added_per)}); "
-        "bought as capex and held (docs/plugins_recipes.md)",
+        "bought as capex and held (docs/plugins.md section 8.7)",
         "table of goods",
         source="scenario lever (empty: the built-in recipe only)",
     )

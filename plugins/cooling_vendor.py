@@ -9,7 +9,7 @@ centers need ``per_mw`` units per MW their accelerators draw, unless the experim
 ``[agents.datacenter.inputs.cooling_units]`` table says otherwise. Nothing in the core is
 changed: the market, the purchases (capex, held as a stock), the usable-fleet cap (Leontief),
 the ledger postings and the metrics (``chain.binding_input`` can be ``cooling_units``;
-``chain.stranded_by_cooling_units``) follow from the recipe (docs/plugins_recipes.md).
+``chain.stranded_by_cooling_units``) follow from the recipe (docs/plugins.md section 8.7).
 
 Use it from an experiment file (path relative to that file), as experiments/cooling.toml
 does::

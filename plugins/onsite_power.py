@@ -34,7 +34,7 @@ the notional demand at its own posted price, the demand buyers address to it fir
 that buyers ask first of a cheaper developer, beyond what the developer can deliver, comes
 back to the utilities only as filled orders, not as demand they see; so a small, cheap
 developer holds the utilities' tariff near their cost and slows their building
-(docs/plugins_sellers.md has the measured figures).
+(docs/plugins.md section 8.10 has the measured figures).
 
 Use it from an experiment file (path relative to that file), as experiments/onsite_power.toml
 does::

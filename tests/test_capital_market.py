@@ -139,9 +139,9 @@ def test_demand_stall_turns_the_boom_into_a_bust():
 
     Not claimed (docs/model.md 7.7, measured on four root seeds): the chain-wide ratio
     (sum V / sum F) below 1 with a 95% interval on every seed (its lowest value within 36
-    months of the stall averages 0.80-0.91, below 1 in 5-8 of 10 replications, but the
-    interval excludes 1 on two seeds of four); the bubble's market (beta above beta*)
-    already crashes sectors to the valuation floor in months 36-71 without a stall.
+    months of the stall averages 0.74-1.03, below 1 in 3-8 of 10 replications; the interval
+    excludes 1 on one seed of four); the bubble's market (beta above beta*) already crashes
+    sectors to the valuation floor in months 36-71 without a stall.
     """
     assert_lowers("demand_stall", "bubble", _mean_log_sector_ratio_after_stall, "mean log V/F")
     assert_lowers("demand_stall", "bubble", _capex_after_stall, "capex after the stall")
