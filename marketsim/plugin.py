@@ -28,6 +28,7 @@ What is here, by topic (docs/plugins.md, "The plugin API", has one line per name
   `equal_shares`, `buyers_value`, `capped_at_value`);
 - metrics: `MetricSpec`, `by_sector`, `ratio`;
 - the ledger: `transfer`, `outside_account_index`, `OUTSIDE_ACCOUNTS`, `FLOWS`;
+- the equity market's data a capital-market plugin publishes: `EquityMarket`;
 - running and testing: `load_experiment`, `run`, `Experiment`, `Results`, `SupplyChainModel`;
 - errors and warnings: `MarketsimError`, `ExperimentError`, `PluginError`, `LedgerError`,
   `MarketsimWarning`;
@@ -52,6 +53,7 @@ import numpy as np
 from marketsim.diagnostics import MarketsimWarning
 from marketsim.entry import operating_mean
 from marketsim.entry import starting_capacity
+from marketsim.equity import EquityMarket
 from marketsim.errors import ExperimentError
 from marketsim.errors import LedgerError
 from marketsim.errors import MarketsimError
@@ -112,7 +114,7 @@ from marketsim.sectors.vendor import EquipmentVendor
 from marketsim.sectors.vendor import initial_capacity
 from marketsim.sectors.vendor import vendor_params
 
-API_VERSION = "1.0.0"
+API_VERSION = "1.1.0"
 """Version of this API (semver): names in `__all__` are stable within a major version."""
 
 FLOWS: tuple[str, ...] = Flows.NAMES
@@ -235,6 +237,7 @@ __all__ = [
     "CALL_AUCTION",
     "ClearingOutcome",
     "EquipmentVendor",
+    "EquityMarket",
     "Experiment",
     "ExperimentError",
     "FLOWS",

@@ -22,6 +22,7 @@ PINNED = [
     "CALL_AUCTION",
     "ClearingOutcome",
     "EquipmentVendor",
+    "EquityMarket",
     "Experiment",
     "ExperimentError",
     "FLOWS",
