@@ -39,9 +39,14 @@ def test_readme_quick_start_is_two_commands():
 
 
 def test_ci_runs_the_readme_test_command():
-    """.ci/run runs the same test command as the README."""
+    """.ci/run runs the same test command as the README: the same install, then pytest (the
+    install for every Python first, then the tests under every Python at once)."""
     script = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
-    assert "pip install --quiet -e '.[test]' && pytest" in script
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert "pip install -e '.[test]' && pytest" in readme
+    install = script.index("pip install --quiet -e '.[test]'")
+    tests = script.index("  pytest -q -p no:cacheprovider\n")
+    assert install < tests
 
 
 def test_model_description_parameter_tables_are_current():
