@@ -492,11 +492,6 @@ class SupplyChainModel(mesa.Model):
         ``model.equity.valuation_ratio``, a copy."""
         return np.array(self.equity.valuation_ratio, dtype=float)
 
-    @property
-    def equity_offer(self) -> np.ndarray:
-        """This step's equity offer per firm (USD): ``model.equity.offer``."""
-        return self.equity.offer
-
     def pay_dividends(self, amounts: np.ndarray) -> None:
         """Pay ``amounts`` (USD per firm) to shareholders through ``marketsim_receive_dividends``;
         to the outside account ``savers`` when no capital market takes them."""
