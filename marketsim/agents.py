@@ -1,5 +1,8 @@
 """Thin Mesa agents: handles onto rows of the sectors' arrays.
 
+The model makes them when ``model.agents`` is first read (`SupplyChainModel.agents`), not at
+build; ``state`` reads one row of the sector's state, computed once per step.
+
 Each firm is a `FirmAgent` and each end-market segment a `SegmentAgent`, so the Mesa API
 works as Mesa users expect (``model.agents.select(lambda a: a.sector == "utility")``,
 ``model.agents.groupby("sector")``), but the state lives in numpy arrays: reading
@@ -57,8 +60,8 @@ class FirmAgent(mesa.Agent):
     @property
     def state(self) -> dict[str, float]:
         """The sector-specific state of this firm (names carry units)."""
-        sector = self.model.sectors[self.sector]
-        return {k: float(v[self.index]) for k, v in sector.firm_state().items()}
+        state = self.model.sector_state(self.sector)
+        return {k: float(v[self.index]) for k, v in state.items()}
 
 
 class SegmentAgent(mesa.Agent):
@@ -74,5 +77,5 @@ class SegmentAgent(mesa.Agent):
     @property
     def state(self) -> dict[str, float]:
         """This segment's demand, fill and price faced in the last step."""
-        sector = self.model.sectors[self.sector]
-        return {k: float(v[self.index]) for k, v in sector.firm_state().items()}
+        state = self.model.sector_state(self.sector)
+        return {k: float(v[self.index]) for k, v in state.items()}

@@ -218,8 +218,7 @@ class EntryAndExit:
         buyer_waiting = self._waiting(market.buyers.accounts)
         if seller_waiting.any() and not seller_waiting.all():
             book.seller_price[seller_waiting] = book.seller_price[~seller_waiting].mean()
-        edge_buyer = np.repeat(np.arange(book.n_buyers), np.diff(book.buyer_indptr))
-        book.edge_open &= ~(seller_waiting[book.edge_seller] | buyer_waiting[edge_buyer])
+        book.edge_open &= ~(seller_waiting[book.edge_seller] | buyer_waiting[book.edge_buyer])
 
     # -- entry ---------------------------------------------------------------------------------
 

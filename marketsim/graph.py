@@ -3,8 +3,9 @@
 Nodes are market participants (firms and end-market segments), named ``"<sector>:<k>"``, with
 attributes ``sector``, ``region`` and ``index`` (row within the sector). Edges run seller -> buyer
 with attribute ``good``. Members of each sector are placed in regions round-robin. Each buyer of a
-good links to ``buyer_degree`` sellers of it (all of them if fewer), drawn without replacement with
-weight 1 for a seller in its own region and ``cross_region_weight`` for one elsewhere; a seller that
+good links to ``buyer_degree`` sellers of it (``degree_by_good`` sets it per good; all of them if
+fewer), drawn without replacement with weight 1 for a seller in its own region and
+``cross_region_weight`` for one elsewhere; a seller that
 no buyer chose is then linked to one buyer it may serve, drawn at random, so no firm is left without
 customers; a restriction ``{good, from_region, to_region}`` forbids the good from flowing from
 sellers in one region to buyers in another (export controls). The graph depends only on the
@@ -35,6 +36,7 @@ import networkx as nx
 import numpy as np
 
 from marketsim.errors import ExperimentError
+from marketsim.markets.edges import csr_by_buyer
 from marketsim.schema import Param
 from marketsim.schema import TableSchema
 
@@ -55,6 +57,14 @@ GRAPH_TABLE = TableSchema(
             "edges",
             ge=1,
             le=1000,
+            source="assumption",
+        ),
+        "degree_by_good": Param(
+            dict,
+            {},
+            "buyer_degree for particular goods: a table good -> sellers each buyer of that "
+            "good links to (e.g. {tokens = 10}); goods not named use buyer_degree",
+            "edges",
             source="assumption",
         ),
         "cross_region_weight": Param(
@@ -94,6 +104,9 @@ GRAPH_TABLE = TableSchema(
     },
 )
 
+MAX_DEGREE = 1000
+"""Most sellers a buyer links to per good (``buyer_degree`` and ``degree_by_good``)."""
+
 GRAPH_SEED_STREAM = 0x6772617068
 """Extra SeedSequence entropy word that keeps the graph's random stream apart."""
 
@@ -104,7 +117,21 @@ def node_name(sector: str, index: int) -> str:
 
 
 def check_restrictions(graph_table: dict[str, Any], goods: Sequence[str], source: str) -> None:
-    """Validate ``[graph] restrictions``: known goods and regions, no other keys."""
+    """Validate ``[graph] restrictions`` (known goods and regions, no other keys) and
+    ``[graph] degree_by_good`` (known goods, whole numbers 1..`MAX_DEGREE`)."""
+    for name, degree in graph_table["degree_by_good"].items():
+        key = f"graph.degree_by_good.{name}"
+        if name not in goods:
+            expected = ", ".join(map(repr, goods)) or "no goods are traded"
+            raise ExperimentError(
+                f"unknown good {name!r} (expected one of {expected})", source, key
+            )
+        if isinstance(degree, bool) or not isinstance(degree, int):
+            raise ExperimentError(
+                f"expected a whole number of sellers, got {degree!r}", source, key
+            )
+        if not 1 <= degree <= MAX_DEGREE:
+            raise ExperimentError(f"must be >= 1 and <= {MAX_DEGREE}, got {degree}", source, key)
     regions = graph_table["regions"]
     if not regions:
         raise ExperimentError("must name at least one region", source, "graph.regions")
@@ -330,14 +357,20 @@ def _edges_at_templates(
     Returns the edge index of each pair and the entrant's node, edges in order, entrants of
     one template in order.
     """
+    if not len(templates):
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=entrants.dtype)
+    is_template = np.zeros(int(max(templates.max(), endpoint.max(initial=0))) + 1, dtype=bool)
+    is_template[templates] = True
+    hit = np.flatnonzero(is_template[endpoint])  # the few edges at a template, in order
+    at = endpoint[hit]
     order = np.argsort(templates, kind="stable")
     sorted_templates = templates[order]
-    first = np.searchsorted(sorted_templates, endpoint, side="left")
-    last = np.searchsorted(sorted_templates, endpoint, side="right")
+    first = np.searchsorted(sorted_templates, at, side="left")
+    last = np.searchsorted(sorted_templates, at, side="right")
     per_edge = last - first
-    edges = np.repeat(np.arange(len(endpoint)), per_edge)
+    edges = np.repeat(np.arange(len(at)), per_edge)
     starts = np.repeat(first - np.cumsum(per_edge) + per_edge, per_edge)
-    return edges, entrants[order[starts + np.arange(len(edges))]]
+    return hit[edges], entrants[order[starts + np.arange(len(edges))]]
 
 
 def sample_supply_graph(
@@ -390,7 +423,8 @@ def sample_supply_graph(
                 for f in range(len(regions))
             ]
         )
-        s, b = _sample_good(sellers, buyers, region, allowed, graph_table, rng)
+        degree = graph_table.get("degree_by_good", {}).get(name, graph_table["buyer_degree"])
+        s, b = _sample_good(sellers, buyers, region, allowed, degree, graph_table, rng)
         seller.append(s)
         buyer.append(b)
         good.append(np.full(len(s), g, dtype=np.int64))
@@ -407,11 +441,10 @@ def sample_supply_graph(
     )
 
 
-def _sample_good(sellers, buyers, region, allowed, graph_table, rng):
+def _sample_good(sellers, buyers, region, allowed, degree, graph_table, rng):
     """One good's edges: each buyer draws its sellers, then every seller left without a
     buyer is linked to one it may serve (``allowed[seller region, buyer region]``)."""
     n_regions = len(allowed)
-    degree = graph_table["buyer_degree"]
     groups = [sellers[region[sellers] == r] for r in range(n_regions)]
     seller_parts, buyer_parts = [], []
     for home in range(n_regions):
@@ -591,8 +624,4 @@ def market_csr(
     seller = market_index(seller_blocks)[supply.seller[mine]]
     buyer = market_index(buyer_blocks)[supply.buyer[mine]]
     kept = (seller >= 0) & (buyer >= 0)
-    seller, buyer = seller[kept], buyer[kept]
-    order = np.lexsort((seller, buyer))
-    indptr = np.zeros(n_buyers + 1, dtype=np.int64)
-    np.cumsum(np.bincount(buyer, minlength=n_buyers), out=indptr[1:])
-    return indptr, seller[order]
+    return csr_by_buyer(buyer[kept], seller[kept], n_buyers)

@@ -131,6 +131,12 @@ floats themselves, lets it through.
 """
 
 
+CONCATENATE_BELOW = 1 << 16
+"""Up to this many values in all, a sector's arrays are checked as one concatenated buffer
+(one reduction; cheapest for small economies); above it, array by array, so a million-member
+sector costs no copy of its state at each check."""
+
+
 def _finite_non_negative(values: np.ndarray) -> bool:
     """Whether every value is finite and >= 0 (one reduction; -0.0 may say False)."""
     if values.dtype != np.float64:
@@ -248,7 +254,9 @@ def _sector_ok(model, sector, book_fields) -> bool:
         arrays.append(model.firms.depreciation_pending[sector.rows])
     if not arrays:
         return True
-    return _finite_non_negative(np.concatenate(arrays))  # rank 1 by construction (else raises)
+    if sum(values.size for values in arrays) <= CONCATENATE_BELOW:
+        return _finite_non_negative(np.concatenate(arrays))  # rank 1 (else raises)
+    return all(_finite_non_negative(values) for values in arrays)  # no big temporary
 
 
 def _book_fields_of(phase, market, block) -> list[tuple[str, np.ndarray]]:

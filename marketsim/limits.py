@@ -250,6 +250,7 @@ def estimate_size(
     firms = sum(n for name, n in counts.items() if sectors[name].has_accounts)
     segments = sum(counts.values()) - firms
     degree = int(config["graph"]["buyer_degree"])
+    degree_by_good = config["graph"].get("degree_by_good", {})
     sellers: dict[str, int] = {}
     for name, count in counts.items():
         if sectors[name].sells is not None:
@@ -257,7 +258,7 @@ def estimate_size(
     drawn = 0
     for name, count in counts.items():
         for good in sectors[name].buys:
-            drawn += count * min(degree, sellers.get(good, 0))
+            drawn += count * min(int(degree_by_good.get(good, degree)), sellers.get(good, 0))
     drawn += sum(n for good, n in sellers.items() if any(good in sectors[s].buys for s in counts))
     edges = edges if edges is not None else drawn
     runs = int(config["experiment"]["steps"]) * int(config["experiment"]["replications"])

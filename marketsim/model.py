@@ -5,6 +5,11 @@ sectors (one Python object per sector, all firm state in numpy arrays), the supp
 one `Market` per good, the ledger and the firm table, and one thin Mesa agent per firm and
 segment so `model.agents`, `select` and `groupby` work as Mesa users expect.
 
+Mesa agents are made when first asked for (`agents`, `agents_by_type`, `agent_types`), not
+at build: a step never touches them, and a million of them cost seconds and hundreds of MB
+(benchmarks/README.md: scale). An agent's ``state`` reads its row of its sector's
+``firm_state``, computed once per sector per step (`sector_state`).
+
 A step (DESIGN.md):
     step_start hook
     value       the capital market values firms on last step's books, offers equity
@@ -351,6 +356,46 @@ class SupplyChainModel(mesa.Model):
         return MarketParticipants(blocks, stacked.astype(np.int64))
 
     def _create_agents(self, members) -> None:
+        """Note that agents are due; `_materialise_agents` makes them when first asked for."""
+        self._agents_due = True
+        self._state_cache: dict[str, tuple[int, dict[str, np.ndarray]]] = {}
+
+    @property
+    def agents(self) -> mesa.agent.AgentSet:
+        """Every firm and segment as a Mesa agent (made on first use; see module doc)."""
+        self._materialise_agents()
+        return super().agents
+
+    @agents.setter
+    def agents(self, agents) -> None:
+        mesa.Model.agents.fset(self, agents)
+
+    @property
+    def agents_by_type(self) -> dict[type, mesa.agent.AgentSet]:
+        """Mesa's agents by class (made on first use)."""
+        self._materialise_agents()
+        return super().agents_by_type
+
+    @property
+    def agent_types(self) -> list[type]:
+        """Mesa's agent classes (made on first use)."""
+        self._materialise_agents()
+        return super().agent_types
+
+    def sector_state(self, name: str) -> dict[str, np.ndarray]:
+        """``firm_state()`` of sector ``name``, computed once per step and shared by its
+        agents (so reading every agent's ``state`` is O(members), not O(members^2))."""
+        cached = self._state_cache.get(name)
+        if cached is not None and cached[0] == self.step_index:
+            return cached[1]
+        state = self.sectors[name].firm_state()
+        self._state_cache[name] = (self.step_index, state)
+        return state
+
+    def _materialise_agents(self) -> None:
+        if not getattr(self, "_agents_due", False):
+            return
+        self._agents_due = False
         regions = self.experiment["graph"]["regions"]
         for sector in self.sectors.values():
             for k in range(sector.count):
@@ -385,6 +430,7 @@ class SupplyChainModel(mesa.Model):
     def step(self) -> None:
         """Advance the economy by one step (one month by default)."""
         t = self.step_index
+        self._state_cache = {}
         self.ledger.begin_step(t)
         self.firms.begin_step()
         self._hook("marketsim_step_start")
@@ -412,6 +458,7 @@ class SupplyChainModel(mesa.Model):
         self.firms.close_income_statement()  # include what step_end hooks posted
         self.ledger.check(self._physical_stocks())
         self.recorder.record(t)
+        self._state_cache = {}
         self.step_index += 1
         if self.step_index >= self.steps_to_run:
             self.running = False

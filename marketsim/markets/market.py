@@ -82,16 +82,49 @@ class MarketBook:
         """Number of sellers in the market."""
         return len(self.seller_price)
 
+    _edge_buyer: Any = field(default=None, init=False, repr=False, compare=False)
+    _open_cache: Any = field(default=None, init=False, repr=False, compare=False)
+
+    @property
+    def edge_buyer(self) -> np.ndarray:
+        """Buyer index of each edge (n_edges,), made once per ``buyer_indptr``."""
+        cached = self._edge_buyer
+        if cached is None or cached[0] is not self.buyer_indptr:
+            lengths = np.diff(self.buyer_indptr)
+            buyers = np.repeat(np.arange(self.n_buyers, dtype=np.int64), lengths)
+            self._edge_buyer = cached = (self.buyer_indptr, buyers)
+        return cached[1]
+
     def open_edges(self) -> tuple[np.ndarray, np.ndarray]:
-        """The CSR (indptr, edge_seller) of the open edges only."""
+        """The CSR (indptr, edge_seller) of the open edges only.
+
+        Made again only when ``edge_open`` differs from the last call's (policies close edges
+        afresh each step, usually the same ones); compared in O(edges) without allocating
+        per-edge temporaries beyond the comparison.
+        """
         if self.edge_open.all():
             return self.buyer_indptr, self.edge_seller
-        edge_buyer = np.repeat(np.arange(self.n_buyers), np.diff(self.buyer_indptr))
-        kept_buyer = edge_buyer[self.edge_open]
+        cached = self._open_cache
+        if (
+            cached is not None
+            and cached[0] is self.buyer_indptr
+            and cached[1] is self.edge_seller
+            and np.array_equal(cached[2], self.edge_open)
+        ):
+            return cached[3], cached[4]
+        kept_buyer = self.edge_buyer[self.edge_open]
         counts = np.bincount(kept_buyer, minlength=self.n_buyers)
         indptr = np.zeros(self.n_buyers + 1, dtype=np.int64)
         np.cumsum(counts, out=indptr[1:])
-        return indptr, self.edge_seller[self.edge_open]
+        edge_seller = self.edge_seller[self.edge_open]
+        self._open_cache = (
+            self.buyer_indptr,
+            self.edge_seller,
+            self.edge_open.copy(),
+            indptr,
+            edge_seller,
+        )
+        return indptr, edge_seller
 
 
 @dataclass
