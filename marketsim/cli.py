@@ -172,7 +172,9 @@ def run(file, out, seed, steps, sets, overwrite, workers, quiet, strict):
             with click.progressbar(
                 length=total, label=f"{experiment.name}", file=sys.stderr, hidden=not show_bar
             ) as bar:
-                results = run_experiment(experiment, progress=bar.update, workers=workers)
+                results = run_experiment(
+                    experiment, progress=bar.update, workers=workers, target=target
+                )
             check_run(experiment, results)
             target.write(results)
         if not quiet:

@@ -21,13 +21,17 @@ measures count the steps in each category (`marketsim.analysis.outcomes`).
 from __future__ import annotations
 
 from collections.abc import Callable
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 from weakref import WeakKeyDictionary
 
 import numpy as np
 import pandas as pd
 
+from marketsim.firm_output import Constant
+from marketsim.firm_output import FirmOutput
 from marketsim.firms import INCOME_FIELDS
 from marketsim.guard import StepGuardError
 from marketsim.guard import writer
@@ -560,18 +564,9 @@ class Recorder:
             table: {m.column: [] for m in specs} for table, specs in self.metrics.items()
         }
         self.steps: list[int] = []
-        self.firm_rows: list[list[pd.DataFrame]] = []
         self.firm_level = bool(model.experiment["output"]["firm_level"])
-        regions = np.array(model.experiment["graph"]["regions"], dtype=object)
-        self._labels = {
-            sector.name: {
-                "firm": np.array([f"{sector.name}:{k}" for k in range(sector.count)], object),
-                "sector": np.full(sector.count, sector.name, dtype=object),
-                "region": regions[sector.region],
-            }
-            for sector in model.sectors.values()
-        }
-        """Firm, sector and region labels of every member, built once (firm-level output)."""
+        self.firm_output = FirmOutput(model) if self.firm_level else None
+        """Firm-level rows, streamed to Parquet a step at a time (none kept here)."""
 
     def record(self, step: int) -> None:
         """Append this step's values of every metric (checked, see the module doc)."""
@@ -597,8 +592,9 @@ class Recorder:
             numeric = [spec for spec in specs if not spec.is_text]
             if recorded and _first_infinite(np.concatenate(recorded)) is not None:
                 self._fail_infinite(table, numeric, recorded, step)
-        if self.firm_level:
-            self.firm_rows.append(self._firm_snapshot(step))
+        if self.firm_output is not None:
+            states = [self._firm_state(sector, step) for sector in model.sectors.values()]
+            self.firm_output.write(step, states)
 
     def _fail_infinite(self, table: str, specs, recorded, step: int) -> None:
         model = self.model
@@ -616,24 +612,9 @@ class Recorder:
                     f"{'inf' if values[first] > 0 else '-inf'} at step {step}{row}"
                 )
 
-    def _firm_snapshot(self, step: int) -> list[pd.DataFrame]:
-        firms = self.model.firms
-        blocks = []
-        for sector in self.model.sectors.values():
-            block = {"step": np.full(sector.count, step, dtype=np.int64)}
-            block.update(self._labels[sector.name])
-            if sector.has_accounts:
-                block["alive"] = firms.alive[sector.rows].astype(float)
-                block["cash"] = firms.cash[sector.rows].copy()
-                block["debt"] = firms.debt[sector.rows].copy()
-                for name in INCOME_FIELDS:
-                    block[name] = getattr(firms, name)[sector.rows].copy()
-            block.update(self._firm_state(sector, step))
-            blocks.append(pd.DataFrame(block))
-        return blocks
-
-    def _firm_state(self, sector, step: int) -> dict[str, np.ndarray]:
-        """A sector's ``firm_state`` columns, checked: numbers, one per member, never inf."""
+    def _firm_state(self, sector, step: int) -> tuple[str, dict[str, np.ndarray]]:
+        """Who wrote a sector's ``firm_state`` and its columns, checked: numbers, one per
+        member, never inf."""
         origin = self.model.components.origin("sector", sector.name)
         who = f"{writer(origin)} sector {sector.name!r} (firm_state)"
         state = guarded(origin, f"sector {sector.name!r} (firm_state)", sector.firm_state)
@@ -647,10 +628,31 @@ class Recorder:
                     f"step {step} (member {sector.name}:{first})"
                 )
             columns[name] = values
-        return columns
+        return who, columns
+
+    def stream_firms_to(self, path: str | Path, leading: Sequence[Constant] | None = None) -> None:
+        """Stream firm-level rows to the Parquet file ``path`` (`FirmOutput.stream_to`);
+        `tables` then leaves ``firms`` out."""
+        if self.firm_output is None:
+            raise ValueError("stream_firms_to: this experiment has no firm-level output")
+        self.firm_output.stream_to(path, leading)
+
+    def finish_firms(self) -> None:
+        """Complete the firm-level file (`FirmOutput.finish`)."""
+        if self.firm_output is not None:
+            self.firm_output.finish()
+
+    def abort_firms(self) -> None:
+        """Close and delete the firm-level file (`FirmOutput.abort`)."""
+        if self.firm_output is not None:
+            self.firm_output.abort()
 
     def tables(self, replication: int) -> dict[str, pd.DataFrame]:
-        """The recorded tables as DataFrames (``sectors``, ``markets``, ``chain``, ``firms``)."""
+        """The recorded tables as DataFrames (``sectors``, ``markets``, ``chain``, ``firms``).
+
+        ``firms`` (firm-level output) is left out when its rows are streamed to a caller's
+        file (`stream_firms_to`); otherwise the spool's segments are read back here.
+        """
         model = self.model
         labels = {
             "sectors": [s.name for s in model.firm_sectors],
@@ -675,12 +677,6 @@ class Recorder:
                 empty = np.zeros(0, dtype=object if column in text else float)
                 frame[column] = np.concatenate(values) if values else empty
             frames[table] = pd.DataFrame(frame)
-        if self.firm_level:
-            frames["firms"] = self._firm_frame(replication)
+        if self.firm_output is not None and not self.firm_output.streamed:
+            frames["firms"] = self.firm_output.frame(replication)
         return frames
-
-    def _firm_frame(self, replication: int) -> pd.DataFrame:
-        parts = [block for snapshot in self.firm_rows for block in snapshot]
-        result = pd.concat(parts, ignore_index=True)
-        result.insert(0, "replication", np.int64(replication))
-        return result

@@ -5,6 +5,12 @@ versions of every library and plugin, column units, rows of each table), ``secto
 ``markets.parquet``, ``chain.parquet`` and, with ``[output] firm_level = true``,
 ``firms.parquet``. Undefined ratios are null; no NaN or inf is written.
 
+``firms.parquet`` is streamed while the run goes (`marketsim.firm_output`: a row group per
+replication and step, ordered by replication then step): ``marketsim run`` streams it into the
+staging directory (`ResultsTarget.stream_path`), where it goes in place with the rest, and a
+failed or killed run leaves none in the target. A table backed by a file is read only when
+asked for (`Tables`).
+
 Writing (`results_target`, which the CLI holds around run and write; `Results.write` for the
 Python API) promises:
 
@@ -50,8 +56,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections.abc import Collection
 from collections.abc import Iterator
+from collections.abc import Mapping
+from collections.abc import MutableMapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -67,22 +76,116 @@ from marketsim.resultsdir import MANIFEST
 from marketsim.resultsdir import one_line
 
 TABLE_NAMES = ("sectors", "markets", "chain", "firms")
-RESULT_FILES = frozenset({MANIFEST, *(f"{name}.parquet" for name in TABLE_NAMES)})
+FIRM_PARTS = "firms.parts/"
+"""Staging only: the replications' firm-level files, joined into ``firms.parquet`` before the
+swap (never left in a results directory)."""
+RESULT_FILES = frozenset({MANIFEST, FIRM_PARTS, *(f"{name}.parquet" for name in TABLE_NAMES)})
 """The names marketsim writes in a results directory (and so may delete on --overwrite)."""
 
-__all__ = ["MANIFEST", "RESULT_FILES", "Results", "ResultsTarget", "one_line", "results_target"]
+__all__ = [
+    "MANIFEST",
+    "RESULT_FILES",
+    "Results",
+    "ResultsTarget",
+    "Tables",
+    "one_line",
+    "results_target",
+]
+
+
+class Tables(MutableMapping):
+    """Table name -> DataFrame, where a table may live in a Parquet file until read.
+
+    A file-backed table (``files``: the firm-level table a run streamed) is read on first
+    access and the frame kept; its row count and columns come from the file's metadata
+    without reading it. Assigning a frame replaces the file. When results are written, a
+    file-backed table's file is copied as it is (changing the frame read from it changes
+    nothing written; assign it to write it).
+
+    Args:
+        frames: tables held as DataFrames.
+        files: tables held in Parquet files (after ``frames`` in iteration order).
+        keep: an object to keep alive as long as these tables (e.g. the temporary directory
+            holding ``files``, removed when it is collected).
+    """
+
+    def __init__(
+        self,
+        frames: Mapping[str, pd.DataFrame] | None = None,
+        files: Mapping[str, str | Path] | None = None,
+        keep: Any = None,
+    ):
+        self._entries: dict[str, pd.DataFrame | Path] = dict(frames or {})
+        self._entries.update((name, Path(path)) for name, path in (files or {}).items())
+        self._read: dict[str, pd.DataFrame] = {}
+        self._keep = keep
+
+    def __getitem__(self, name: str) -> pd.DataFrame:
+        entry = self._entries[name]
+        if isinstance(entry, Path):
+            if name not in self._read:
+                self._read[name] = pd.read_parquet(entry)
+            return self._read[name]
+        return entry
+
+    def __setitem__(self, name: str, frame: pd.DataFrame) -> None:
+        self._entries[name] = frame
+        self._read.pop(name, None)
+
+    def __delitem__(self, name: str) -> None:
+        del self._entries[name]
+        self._read.pop(name, None)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._entries)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __repr__(self) -> str:
+        kinds = {n: "file" if isinstance(e, Path) else "frame" for n, e in self._entries.items()}
+        return f"Tables({kinds})"
+
+    def __getstate__(self) -> dict:
+        return {"_entries": self._entries, "_read": {}, "_keep": None}
+
+    def file(self, name: str) -> Path | None:
+        """The Parquet file holding table ``name``, or None when it is a DataFrame."""
+        entry = self._entries[name]
+        return entry if isinstance(entry, Path) else None
+
+    def rows(self, name: str) -> int:
+        """Table ``name``'s number of rows (a file's from its metadata)."""
+        path = self.file(name)
+        return len(self[name]) if path is None else pq.read_metadata(path).num_rows
+
+    def columns(self, name: str) -> list[str]:
+        """Table ``name``'s column names (a file's from its schema)."""
+        path = self.file(name)
+        return list(self[name].columns) if path is None else pq.read_schema(path).names
+
+    def moved(self, name: str, path: Path) -> None:
+        """Table ``name``'s file is now at ``path`` (it was put in place)."""
+        if self.file(name) is not None:
+            self._entries[name] = Path(path)
 
 
 class Results:
     """The tables of a run as pandas DataFrames, and its manifest.
 
+    ``firms`` (firm-level output) is streamed to a Parquet file during the run and read back
+    when first asked for (`Tables`): from the results directory after `ResultsTarget.write`,
+    or, for `marketsim.run` without a target, from a temporary file removed when these
+    results are garbage-collected (or at exit).
+
     Attributes:
-        tables: table name -> DataFrame (``sectors``, ``markets``, ``chain``, maybe ``firms``).
+        tables: table name -> DataFrame (``sectors``, ``markets``, ``chain``, maybe ``firms``),
+            a `Tables` mapping.
         manifest: the manifest as a dict.
     """
 
-    def __init__(self, tables: dict[str, pd.DataFrame], manifest: dict[str, Any]):
-        self.tables = tables
+    def __init__(self, tables: Mapping[str, pd.DataFrame], manifest: dict[str, Any]):
+        self.tables = tables if isinstance(tables, Tables) else Tables(tables)
         self.manifest = manifest
 
     @property
@@ -130,15 +233,17 @@ class Results:
 
     @classmethod
     def read(cls, directory: str | Path) -> Results:
-        """Read results written by `write`."""
+        """Read results written by `write` (``firms`` when first asked for)."""
         directory = Path(directory)
         manifest = json.loads((directory / MANIFEST).read_text(encoding="utf-8"))
-        tables = {
+        present = [name for name in TABLE_NAMES if (directory / f"{name}.parquet").exists()]
+        frames = {
             name: pd.read_parquet(directory / f"{name}.parquet")
-            for name in TABLE_NAMES
-            if (directory / f"{name}.parquet").exists()
+            for name in present
+            if name != "firms"
         }
-        return cls(tables, manifest)
+        files = {name: directory / f"{name}.parquet" for name in present if name == "firms"}
+        return cls(Tables(frames, files), manifest)
 
 
 @contextmanager
@@ -282,8 +387,25 @@ class ResultsTarget:
 
     # Writing.
 
+    def stream_path(self, name: str) -> Path:
+        """Where a table streamed during the run goes: ``name`` in the staging directory.
+
+        ``name`` is an owned name (``firms.parquet``, or ``firms.parts/`` for the
+        replications' parts, removed before the swap); a file there goes in place at `write`
+        and is deleted if the run or the write fails (or, after a kill, by the next run to
+        this target).
+        """
+        if self._staging is None or self.committed:
+            raise RuntimeError("stream_path: the results target is not open for a run")
+        if name not in self.owned or name == MANIFEST:
+            raise ValueError(f"{name}: not a table name this results target owns (a bug)")
+        return self._staging / name.rstrip("/")
+
     def write(self, results: Results) -> Path:
         """Write ``results`` to the staging directory and swap them into place.
+
+        A file-backed table (`Tables.file`) already in the staging directory (streamed there
+        through `stream_path`) stays as it is; one elsewhere is copied.
 
         Returns:
             The results directory.
@@ -300,9 +422,21 @@ class ResultsTarget:
         unowned = sorted(set(names) - self.owned)
         if unowned:
             raise ValueError(f"{unowned[0]}: not a name this results target owns (a bug)")
+        tables = results.tables
+        staged = []
         try:
-            for name, frame in results.tables.items():
-                _write_parquet(frame, staging / f"{name}.parquet", name)
+            for name in tables:
+                destination = staging / f"{name}.parquet"
+                source = tables.file(name)
+                if source is None:
+                    _write_parquet(tables[name], destination, name)
+                elif source == destination:
+                    staged.append(name)
+                else:
+                    shutil.copyfile(source, destination)
+            leftover = staging / FIRM_PARTS.rstrip("/")
+            if leftover.exists():
+                shutil.rmtree(leftover)
             text = json.dumps(results.manifest, indent=2, sort_keys=False, allow_nan=False)
             (staging / MANIFEST).write_text(text + "\n", encoding="utf-8")
             for name in [*names, MANIFEST, "."]:
@@ -311,6 +445,8 @@ class ResultsTarget:
             self._commit(staging)
         except OSError as error:
             raise ResultsError(_os_message(self.path, error, "cannot write results")) from None
+        for name in staged:
+            tables.moved(name, self.path / f"{name}.parquet")
         return self.path
 
     def _commit(self, staging: Path) -> None:

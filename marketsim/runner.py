@@ -9,6 +9,15 @@ receive the pickled `Experiment`: its resolved config and the plugin code this p
 a plugin file again and the tables are identical for any number of workers. Tables are merged
 in replication order.
 
+Firm-level output (``[output] firm_level = true``) is never gathered in memory: each
+replication streams its rows to a Parquet file, a row group per step (`marketsim.firm_output`).
+One replication streams straight to ``firms.parquet``; several stream to parts of their own
+(``firms.parts/replication-RRRRRR.parquet``) that are then joined into ``firms.parquet`` row
+group by row group in replication order, however many processes ran them, so the same seed
+gives the same bytes on any worker count. The file goes into the results target's staging
+directory when `run` is given a target (``marketsim run``), else into a temporary directory
+that lives as long as the returned `Results` (``results.tables["firms"]`` reads it lazily).
+
 Workers never outlive the run: each one dies with the process that started it (Linux
 ``PR_SET_PDEATHSIG``, plus a watchdog thread polling the parent's pid on every POSIX system),
 ignores Ctrl-C (the parent handles it), and is stopped as soon as a replication fails or the
@@ -24,8 +33,10 @@ import multiprocessing
 import os
 import pickle
 import platform
+import shutil
 import signal
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -33,15 +44,22 @@ from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC
 from datetime import datetime
 from importlib import metadata
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from marketsim.errors import ResultsError
 from marketsim.experiment import Experiment
+from marketsim.firm_output import FirmWriteError
+from marketsim.firm_output import merge_parts
 from marketsim.model import SupplyChainModel
 from marketsim.plugins import call_hook
 from marketsim.plugins import plugin_infos
+from marketsim.results import FIRM_PARTS
 from marketsim.results import Results
+from marketsim.results import ResultsTarget
+from marketsim.results import Tables
 
 VERSIONED = (
     "marketsim",
@@ -60,6 +78,7 @@ def run(
     experiment: Experiment,
     progress: Callable[[int], None] | None = None,
     workers: int = 1,
+    target: ResultsTarget | None = None,
 ) -> Results:
     """Run every replication of ``experiment`` and return its tables and manifest.
 
@@ -70,6 +89,9 @@ def run(
             fresh processes that receive the pickled experiment (so its plugins'
             ``marketsim_run_finished`` hooks run there); results are identical to a
             one-process run and merged in replication order.
+        target: the open results target the results are for (`results_target`): firm-level
+            rows are streamed into its staging directory, and ``target.write`` puts them in
+            place. Without one they go to a temporary directory (see the module docstring).
 
     Returns:
         The `Results`: tables as DataFrames and the manifest as a dict.
@@ -78,43 +100,128 @@ def run(
         LedgerError: the books stopped balancing (names step, account and amount).
         PluginError: a plugin raised inside a hook, or (with workers) a module-name or
             entry-point plugin's file changed on disk since the experiment was loaded.
+        ResultsError: the file system refused firm-level rows (full disk, ...).
     """
     config = experiment.config
     seed = config["experiment"]["seed"]
     replications = config["experiment"]["replications"]
     started = utc_now()
     seeds = np.random.SeedSequence(seed).spawn(replications)
-    if workers > 1 and replications > 1:
-        per_replication = _run_in_processes(experiment, min(workers, replications), progress)
-    else:
-        per_replication = [
-            _run_replication(experiment, replication, seeds[replication], progress)
-            for replication in range(replications)
-        ]
+    firms = _FirmFiles(experiment, target)
+    try:
+        if workers > 1 and replications > 1:
+            per_replication = _run_in_processes(
+                experiment, min(workers, replications), progress, firms.parts
+            )
+        else:
+            per_replication = [
+                _run_replication(
+                    experiment, replication, seeds[replication], progress, firms.parts[replication]
+                )
+                for replication in range(replications)
+            ]
+        files = firms.join()
+    except BaseException as error:
+        firms.remove()
+        if isinstance(error, FirmWriteError):
+            raise _firm_write_error(error, target) from None
+        raise
     parts: dict[str, list[pd.DataFrame]] = {}
     for tables in per_replication:
-        for name, frame in tables.items():
-            parts.setdefault(name, []).append(frame)
-    tables = {name: pd.concat(frames, ignore_index=True) for name, frames in parts.items()}
+        for name in tables:
+            if tables.file(name) is None:
+                parts.setdefault(name, []).append(tables[name])
+    frames = {name: pd.concat(frames, ignore_index=True) for name, frames in parts.items()}
+    tables = Tables(frames, files, keep=firms.scratch)
     manifest = _manifest(experiment, seeds, started, utc_now(), tables)
     return Results(tables, manifest)
 
 
-def _run_replication(experiment, replication, seed_sequence, progress=None) -> dict:
-    """Run one replication in this process; return its tables."""
+def _firm_write_error(error: FirmWriteError, target: ResultsTarget | None) -> ResultsError:
+    """The one-line error of firm-level rows the file system refused."""
+    if target is not None:
+        return ResultsError(f"{target.path}: cannot write results: {error.strerror}")
+    return ResultsError(f"{error.filename}: cannot write firm-level rows: {error.strerror}")
+
+
+class _FirmFiles:
+    """Where a run's firm-level rows go: per replication, then ``firms.parquet``."""
+
+    def __init__(self, experiment: Experiment, target: ResultsTarget | None):
+        config = experiment.config
+        replications = config["experiment"]["replications"]
+        self.scratch: tempfile.TemporaryDirectory | None = None
+        self.final: Path | None = None
+        self.parts: list[Path | None] = [None] * replications
+        if not config["output"]["firm_level"]:
+            return
+        if target is not None:
+            self.final = target.stream_path("firms.parquet")
+            self.folder = target.stream_path(FIRM_PARTS)
+        else:
+            self.scratch = tempfile.TemporaryDirectory(prefix="marketsim-firms-")
+            self.final = Path(self.scratch.name) / "firms.parquet"
+            self.folder = Path(self.scratch.name) / FIRM_PARTS.rstrip("/")
+        if replications == 1:
+            self.parts = [self.final]
+        else:
+            self.folder.mkdir()
+            self.parts = [self.folder / f"replication-{r:06d}.parquet" for r in range(replications)]
+
+    def join(self) -> dict[str, Path]:
+        """Join the replications' parts into ``firms.parquet`` (in replication order)."""
+        if self.final is None:
+            return {}
+        if self.parts != [self.final]:
+            merge_parts(self.parts, self.final)
+            shutil.rmtree(self.folder)
+        return {"firms": self.final}
+
+    def remove(self) -> None:
+        """Delete what was written (a failed run leaves no firm-level file)."""
+        if self.final is None:
+            return
+        if self.scratch is not None:
+            self.scratch.cleanup()
+            return
+        self.final.unlink(missing_ok=True)
+        if self.parts != [self.final]:
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _run_replication(
+    experiment, replication, seed_sequence, progress=None, firms_to=None, leading=None
+) -> Tables:
+    """Run one replication in this process; return its tables.
+
+    Args:
+        firms_to: the Parquet file its firm-level rows stream to (firm-level output only;
+            the returned tables then hold ``firms`` as that file).
+        leading: the constant leading columns of its firm rows (default ``replication``).
+    """
     model = SupplyChainModel(experiment, seed_sequence, replication)
-    for _ in range(experiment.config["experiment"]["steps"]):
-        model.step()
-        if progress is not None:
-            progress(1)
-    tables = model.recorder.tables(replication)
+    recorder = model.recorder
+    if firms_to is not None:
+        recorder.stream_firms_to(firms_to, leading)
+    try:
+        for _ in range(experiment.config["experiment"]["steps"]):
+            model.step()
+            if progress is not None:
+                progress(1)
+        frames = recorder.tables(replication)
+        recorder.finish_firms()
+    except BaseException:
+        if firms_to is not None:
+            recorder.abort_firms()
+        raise
+    tables = Tables(frames, {"firms": firms_to} if firms_to is not None else None)
     call_hook(
         experiment.manager, "marketsim_run_finished", model=model, results=Results(tables, {})
     )
     return tables
 
 
-def _run_in_processes(experiment: Experiment, workers: int, progress) -> list[dict]:
+def _run_in_processes(experiment: Experiment, workers: int, progress, firms_to) -> list[Tables]:
     """Run the replications over a pool of fresh processes; results in replication order.
 
     On any error or interrupt the pending replications are cancelled and the workers
@@ -133,7 +240,7 @@ def _run_in_processes(experiment: Experiment, workers: int, progress) -> list[di
                 initargs=(os.getpid(),),
             )
             futures = [
-                pool.submit(_replication_worker, payload, replication)
+                pool.submit(_replication_worker, payload, replication, firms_to[replication])
                 for replication in range(replications)
             ]
         results = []
@@ -219,7 +326,7 @@ _WORKER_EXPERIMENT: tuple[str, Experiment] | None = None
 """In a worker: the last experiment unpickled, with the hash of its pickle."""
 
 
-def _replication_worker(payload: bytes, replication: int) -> dict:
+def _replication_worker(payload: bytes, replication: int, firms_to: Path | None) -> Tables:
     """In a worker process: run one replication of the pickled experiment."""
     global _WORKER_EXPERIMENT
     digest = hashlib.sha256(payload).hexdigest()
@@ -228,7 +335,7 @@ def _replication_worker(payload: bytes, replication: int) -> dict:
     experiment = _WORKER_EXPERIMENT[1]
     config = experiment.config["experiment"]
     seeds = np.random.SeedSequence(config["seed"]).spawn(config["replications"])
-    return _run_replication(experiment, replication, seeds[replication])
+    return _run_replication(experiment, replication, seeds[replication], firms_to=firms_to)
 
 
 def _manifest(experiment, seeds, started, finished, tables) -> dict:
@@ -261,8 +368,7 @@ def _manifest(experiment, seeds, started, finished, tables) -> dict:
             for info in plugin_infos(experiment.manager)
         ],
         "tables": {
-            name: {"rows": len(frame), "columns": list(frame.columns)}
-            for name, frame in tables.items()
+            name: {"rows": tables.rows(name), "columns": tables.columns(name)} for name in tables
         },
         "units": units,
     }

@@ -90,7 +90,7 @@ import sys
 import marketsim.cli
 import marketsim.results
 
-def blocking_run(experiment, progress=None, workers=1):
+def blocking_run(experiment, progress=None, workers=1, target=None):
     print("running", flush=True)
     sys.stdin.readline()
     raise AssertionError("SIGTERM should have stopped the run")

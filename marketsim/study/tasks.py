@@ -9,7 +9,9 @@ file is read again, so editing one during a study changes nothing), applies the 
 point's values and the replication's graph seed with `Experiment.with_overrides` (validated
 again), checks the sha256, runs the replication with the study's seeds and writes each
 table's part file atomically. Nothing is returned but timings, so the caller's memory does
-not grow with the number of runs.
+not grow with the number of runs. Firm-level rows (``firms``) are streamed during the run
+into the part's hidden temporary file, a row group per step (`marketsim.firm_output`), and
+renamed into place with the other parts; memory does not grow with steps x firms either.
 """
 
 from __future__ import annotations
@@ -30,8 +32,10 @@ from marketsim.runner import _run_replication
 from marketsim.study.schema import Override
 from marketsim.study.schema import study_error
 from marketsim.study.seeds import replication_seed
+from marketsim.study.writing import firm_constants
 from marketsim.study.writing import part_name
 from marketsim.study.writing import task_table
+from marketsim.study.writing import temporary_part
 from marketsim.study.writing import write_part
 
 _FIRST_TASK_IN_PROCESS = True
@@ -129,25 +133,37 @@ def run_task(spec: TaskSpec) -> dict[str, Any]:
         )
     loaded = time.perf_counter()
     stepped: list[float] = []
-    tables = _run_replication(
-        experiment,
-        spec.replication,
-        replication_seed(spec.seed, spec.replication),
-        progress=lambda _: stepped.append(time.perf_counter()),
-    )
-    ran = time.perf_counter()
-    missing = [name for name in scenario.tables if name not in tables]
-    if missing:
-        raise RuntimeError(f"{spec.describe()}: the run produced no {missing[0]!r} table")
     factor_values = [(o.key, o.value) for o in spec.factors]
-    columns = dict(scenario.metric_columns)
     directory = Path(spec.out)
     name = part_name(*spec.key)
-    for table in scenario.tables:
-        arrow = task_table(
-            tables[table], scenario.name, spec.point, factor_values, columns.get(table)
+    firms_to = None
+    if "firms" in scenario.tables:
+        firms_to = temporary_part(directory / "firms", name)
+    try:
+        tables = _run_replication(
+            experiment,
+            spec.replication,
+            replication_seed(spec.seed, spec.replication),
+            progress=lambda _: stepped.append(time.perf_counter()),
+            firms_to=firms_to,
+            leading=firm_constants(scenario.name, spec.point, spec.replication, factor_values),
         )
-        write_part(arrow, directory / table, name)
+        ran = time.perf_counter()
+        missing = [table for table in scenario.tables if table not in tables]
+        if missing:
+            raise RuntimeError(f"{spec.describe()}: the run produced no {missing[0]!r} table")
+        columns = dict(scenario.metric_columns)
+        for table in scenario.tables:
+            if table == "firms":
+                os.replace(firms_to, directory / table / name)
+                continue
+            arrow = task_table(
+                tables[table], scenario.name, spec.point, factor_values, columns.get(table)
+            )
+            write_part(arrow, directory / table, name)
+    finally:
+        if firms_to is not None:
+            firms_to.unlink(missing_ok=True)
     written = time.perf_counter()
     build, steps = _split_build_and_steps(loaded, stepped, ran)
     return {

@@ -16,7 +16,9 @@ names. A task is finished when all its part files exist.
 Part files are byte-identical whoever writes them: columns ``scenario, point, replication``,
 one column per factor (in the order written), the table's own key columns, then the metric
 columns in the study's fixed order (a metric a scenario lacks is null); plain (not
-dictionary) strings; no pandas metadata and no timestamps.
+dictionary) strings; no pandas metadata and no timestamps. A ``firms`` part is streamed
+while its task runs (`marketsim.firm_output`: one row group per step, the firm-level
+columns in their own order, no stored Arrow schema) under its hidden temporary name.
 
 Only names listed here are ever deleted (``--overwrite``); anything else in the directory
 stops the study before it starts.
@@ -40,6 +42,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from marketsim.errors import ResultsError
+from marketsim.firm_output import Constant
 
 MANIFEST = "manifest.json"
 TABLE_DIRS = ("sectors", "markets", "chain", "firms")
@@ -140,10 +143,29 @@ def _is_string_view(kind: pa.DataType) -> bool:
     return bool(check and check(kind))
 
 
-def write_part(table: pa.Table, directory: Path, name: str) -> None:
-    """Write ``table`` to ``directory / name`` atomically (hidden temporary file, rename)."""
+def firm_constants(
+    scenario: str, point: int, replication: int, factors: Iterable[tuple[str, Any]]
+) -> list[Constant]:
+    """The leading columns of a task's firm rows, as `task_table` puts them first."""
+    return [
+        Constant("scenario", scenario, pa.string()),
+        Constant("point", int(point), pa.int64()),
+        Constant("replication", int(replication), pa.int64()),
+        *(Constant(key, value, _factor_type(value)) for key, value in factors),
+    ]
+
+
+def temporary_part(directory: Path, name: str) -> Path:
+    """A new hidden temporary file for part ``name`` in ``directory`` (renamed into place
+    when complete; `remove_temporary_parts` deletes it after an interruption)."""
     handle, temporary = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
     os.close(handle)
+    return Path(temporary)
+
+
+def write_part(table: pa.Table, directory: Path, name: str) -> None:
+    """Write ``table`` to ``directory / name`` atomically (hidden temporary file, rename)."""
+    temporary = temporary_part(directory, name)
     try:
         pq.write_table(table, temporary, compression="snappy")
         os.replace(temporary, directory / name)
