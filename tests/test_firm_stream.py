@@ -154,9 +154,18 @@ def test_one_row_group_per_replication_and_step_in_order(experiment, tmp_path):
     rows of each replication run alone; the manifest counts its rows."""
     out = tmp_path / "out"
     result = invoke(
-        "run", experiment.source, "--set", FIRM_LEVEL, "--set", "experiment.replications=2",
-        "--steps", STEPS, "--out", out, "--quiet",
-    )  # fmt: skip
+        "run",
+        experiment.source,
+        "--set",
+        FIRM_LEVEL,
+        "--set",
+        "experiment.replications=2",
+        "--steps",
+        STEPS,
+        "--out",
+        out,
+        "--quiet",
+    )
     assert result.exit_code == 0, result.output
     file = pq.ParquetFile(out / "firms.parquet")
     assert file.metadata.num_row_groups == 2 * STEPS
@@ -169,8 +178,12 @@ def test_one_row_group_per_replication_and_step_in_order(experiment, tmp_path):
     manifest = marketsim.Results.read(out).manifest
     assert manifest["tables"]["firms"]["rows"] == file.metadata.num_rows
     assert sorted(p.name for p in out.iterdir()) == [
-        "chain.parquet", "firms.parquet", "manifest.json", "markets.parquet", "sectors.parquet",
-    ]  # fmt: skip
+        "chain.parquet",
+        "firms.parquet",
+        "manifest.json",
+        "markets.parquet",
+        "sectors.parquet",
+    ]
     assert hidden(tmp_path) == []
 
 
@@ -181,9 +194,20 @@ def test_same_seed_same_bytes_on_any_worker_count(experiment, tmp_path):
     for workers in (1, 2):
         out = tmp_path / f"workers{workers}"
         result = invoke(
-            "run", experiment.source, "--set", FIRM_LEVEL, "--set", "experiment.replications=2",
-            "--steps", STEPS, "--workers", workers, "--out", out, "--quiet",
-        )  # fmt: skip
+            "run",
+            experiment.source,
+            "--set",
+            FIRM_LEVEL,
+            "--set",
+            "experiment.replications=2",
+            "--steps",
+            STEPS,
+            "--workers",
+            workers,
+            "--out",
+            out,
+            "--quiet",
+        )
         assert result.exit_code == 0, result.output
         paths.append(out / "firms.parquet")
     assert paths[0].read_bytes() == paths[1].read_bytes()
@@ -207,6 +231,29 @@ def test_python_api_reads_the_streamed_file_lazily_and_removes_it(experiment, tm
     del results
     gc.collect()
     assert not folder.exists()
+
+
+OBSERVER = """
+import marketsim
+
+SEEN = []
+
+
+@marketsim.hookimpl
+def marketsim_run_finished(model, results):
+    SEEN.append((model.replication, results.firms["step"].max(), len(results.firms)))
+"""
+
+
+def test_run_finished_hooks_read_their_replications_firm_rows(write_experiment, tmp_path):
+    """A marketsim_run_finished hook reads its replication's streamed firm rows."""
+    (tmp_path / "observer.py").write_text(OBSERVER)
+    path = write_experiment('plugins = ["observer.py"]\n', steps=STEPS)
+    experiment = marketsim.load_experiment(path, [FIRM_LEVEL, "experiment.replications=2"])
+    results = marketsim.run(experiment)
+    seen = experiment.manager.get_plugin("observer.py").SEEN
+    per_replication = len(results.firms) // 2
+    assert seen == [(0, STEPS - 1, per_replication), (1, STEPS - 1, per_replication)]
 
 
 def test_a_firm_state_column_appearing_later_stops_the_run(experiment):
@@ -245,9 +292,17 @@ def test_a_failing_run_leaves_nothing_in_the_target(
     monkeypatch.setattr(marketsim.firm_output, "open_writer", FillingDisk)
     out = tmp_path / "deep" / "out"
     result = invoke(
-        "run", experiment.source, "--set", FIRM_LEVEL, "--steps", STEPS,
-        "--set", f"experiment.replications={replications}", "--out", out,
-    )  # fmt: skip
+        "run",
+        experiment.source,
+        "--set",
+        FIRM_LEVEL,
+        "--steps",
+        STEPS,
+        "--set",
+        f"experiment.replications={replications}",
+        "--out",
+        out,
+    )
     assert result.exit_code == 2, result.output
     assert result.stderr.splitlines() == [
         f"error: {out}: cannot write results: No space left on device"
@@ -329,8 +384,12 @@ def test_a_study_streams_each_tasks_firm_part_identically_on_any_worker_count(
     assert file.metadata.num_row_groups == STEPS
     frame = file.read().to_pandas()
     assert list(frame.columns[:5]) == [
-        "scenario", "point", "replication", "agents.end_demand.elasticity", "step",
-    ]  # fmt: skip
+        "scenario",
+        "point",
+        "replication",
+        "agents.end_demand.elasticity",
+        "step",
+    ]
     assert frame["replication"].unique().tolist() == [1]
     assert frame["scenario"].unique().tolist() == ["baseline"]
     runs = marketsim.read_study(tmp_path / "out1").runs("firms")
