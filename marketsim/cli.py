@@ -31,6 +31,7 @@ from marketsim.diagnostics import warning_lines
 from marketsim.errors import ExperimentError
 from marketsim.errors import MarketsimError
 from marketsim.experiment import load_experiment
+from marketsim.graph_io import write_edge_list
 from marketsim.plugins import plugin_infos
 from marketsim.plugins import plugin_manager
 from marketsim.results import one_line
@@ -207,29 +208,37 @@ def validate(file, sets):
     "--out",
     required=True,
     type=click.Path(dir_okay=False, path_type=Path),
-    help="GraphML file to write (e.g. graph.graphml).",
+    help="File to write: GraphML (graph.graphml, for Gephi or Cytoscape) or a CSV edge list "
+    "(edges.csv: seller, buyer, good; written from the arrays, for large economies).",
 )
 @SET_OPTION
 @click.option("--overwrite", is_flag=True, help="Replace the file if it exists.")
 def graph(file, out, sets, overwrite):
-    """Write the supply graph of FILE as GraphML (for Gephi or Cytoscape)."""
+    """Write the supply graph of FILE as GraphML or as a CSV edge list (by --out's suffix).
+
+    Either file loads back with ``[graph] file`` and gives the same economy.
+    """
     with user_errors():
         experiment = load_experiment(file, list(sets))
+        if out.suffix.lower() not in (".graphml", ".csv"):
+            raise ExperimentError(f"--out: expected a .graphml or .csv file, got {out.name!r}")
         if out.exists() and not overwrite:
             raise ExperimentError(f"{out} exists; pass --overwrite to replace it")
-        supply = experiment.supply_graph()
+        supply = experiment.supply_edges()
         out.parent.mkdir(parents=True, exist_ok=True)
         handle, temporary = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
         os.close(handle)
         try:
-            nx.write_graphml(supply, temporary)
+            if out.suffix.lower() == ".csv":
+                write_edge_list(supply, temporary)
+            else:
+                nx.write_graphml(supply.to_networkx(), temporary)
             os.replace(temporary, out)
         except BaseException:
             Path(temporary).unlink(missing_ok=True)
             raise
-        click.echo(
-            f"wrote {out}: {supply.number_of_nodes()} nodes, {supply.number_of_edges()} edges"
-        )
+        nodes = int(supply.counts.sum())
+        click.echo(f"wrote {out}: {nodes} nodes, {supply.n_edges} edges")
 
 
 @cli.command()

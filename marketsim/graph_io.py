@@ -102,6 +102,21 @@ def read_graph_file(
     return supply, hashlib.sha256(data).hexdigest()
 
 
+def write_edge_list(supply: SupplyGraph, path: str | Path) -> None:
+    """Write ``supply``'s edges as the CSV ``[graph] file`` reads (seller, buyer, good),
+    in O(nodes + edges) numpy and pandas (no networkx graph)."""
+    names = np.array(supply.node_names(), dtype=object)
+    goods = np.array(supply.goods, dtype=object)
+    frame = pd.DataFrame(
+        {
+            "seller": names[supply.seller],
+            "buyer": names[supply.buyer],
+            "good": goods[supply.good] if len(goods) else np.zeros(0, dtype=object),
+        }
+    )
+    frame.to_csv(path, index=False)
+
+
 GRAPHML_TYPES = {"int": int, "long": int, "float": float, "double": float}
 """GraphML attribute types read as numbers (others stay strings)."""
 
