@@ -105,6 +105,21 @@ OUTPUT_TABLE = TableSchema(
     },
 )
 
+ENGINE_TABLE = TableSchema(
+    doc="How the simulation computes its numbers; results are the same bit for bit either way.",
+    params={
+        "parallel_kernels": Param(
+            bool,
+            False,
+            "clear posted-price markets of at least 100,000 open edges with the parallel "
+            "(prange) kernel on numba's threads (NUMBA_NUM_THREADS; default: every core); "
+            "results identical bit for bit; it pays only with cores to spare, on markets of "
+            "millions of edges (benchmarks/README.md), so leave it off when studies already "
+            "run one process per core",
+        ),
+    },
+)
+
 
 @hookimpl
 def marketsim_register_goods(register):
@@ -148,5 +163,6 @@ def marketsim_register_config_tables(register):
     register("experiment", EXPERIMENT_TABLE)
     register("graph", GRAPH_TABLE)
     register("output", OUTPUT_TABLE)
+    register("engine", ENGINE_TABLE)
     register("finance", FINANCE_TABLE)
     register("technology", TECHNOLOGY_TABLE)

@@ -309,6 +309,7 @@ class SupplyChainModel(mesa.Model):
         table = self.experiment["markets"][good]
         mechanism = self.components.mechanisms[table["mechanism"]]
         params = {k: v for k, v in table.items() if k != "mechanism"}
+        params["parallel_kernels"] = self.experiment["engine"]["parallel_kernels"]
         sellers = self._participants(lambda s: s.sells == good)
         buyers = self._participants(lambda s: good in s.buys)  # with added inputs
         indptr, edge_seller = market_csr(

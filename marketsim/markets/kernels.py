@@ -92,17 +92,9 @@ def posted_price_clear(
     n_sellers = seller_price.shape[0]
     n_edges = edge_seller.shape[0]
 
-    # Logit weight of each seller relative to the cheapest seller that has any capacity.
-    log_price = np.log(seller_price)
-    cheapest_log_price = np.inf
-    for s in range(n_sellers):
-        if seller_capacity[s] > 0.0 and log_price[s] < cheapest_log_price:
-            cheapest_log_price = log_price[s]
-    seller_weight = np.zeros(n_sellers)
-    for s in range(n_sellers):
-        if seller_capacity[s] > 0.0:
-            shift = log_price[s] - cheapest_log_price
-            seller_weight[s] = np.exp(-price_sensitivity * shift)
+    log_price, seller_weight = _seller_logit_weights(
+        seller_price, seller_capacity, price_sensitivity
+    )
 
     residual_capacity = seller_capacity.copy()
     residual_demand = buyer_demand.copy()
@@ -148,29 +140,20 @@ def posted_price_clear(
                 buyer_scale[b] = scale
                 any_request = True
                 continue
-            # Exact path: shift log prices by this buyer's own cheapest eligible seller.
-            has_eligible = False
-            own_cheapest = 0.0
-            for e in range(first, stop):
-                s = edge_seller[e]
-                if residual_capacity[s] > 0.0 and (not has_eligible or log_price[s] < own_cheapest):
-                    own_cheapest = log_price[s]
-                    has_eligible = True
-            if not has_eligible:
+            if not _exact_requests(
+                edge_seller,
+                log_price,
+                residual_capacity,
+                price_sensitivity,
+                demand_left,
+                first,
+                stop,
+                edge_request,
+            ):
                 buyer_cut_off[b] = True  # residual capacity never comes back within a call
                 continue
-            weight_total = 0.0
             for e in range(first, stop):
-                s = edge_seller[e]
-                weight = 0.0
-                if residual_capacity[s] > 0.0:
-                    weight = np.exp(-price_sensitivity * (log_price[s] - own_cheapest))
-                edge_request[e] = weight
-                weight_total += weight
-            for e in range(first, stop):
-                request = demand_left * edge_request[e] / weight_total
-                edge_request[e] = request
-                seller_request[edge_seller[e]] += request
+                seller_request[edge_seller[e]] += edge_request[e]
             buyer_exact[b] = True
             any_request = True
         if not any_request:
@@ -260,6 +243,89 @@ def posted_price_clear(
     for b in range(n_buyers):
         buyer_unfilled[b] = max(0.0, buyer_demand[b] - buyer_filled[b])
     return edge_fill, seller_sold, seller_requested, buyer_filled, buyer_unfilled
+
+
+@njit(cache=True)
+def _seller_logit_weights(seller_price, seller_capacity, price_sensitivity):
+    """Log prices and logit weights of sellers, relative to the cheapest seller with capacity.
+
+    ``w_s = exp(-price_sensitivity * (log p_s - min_{c_s > 0} log p))`` for sellers with
+    capacity ``c_s > 0``, else 0. Shared by the serial and parallel posted-price kernels, so
+    that both compute every weight with the same instructions.
+
+    Args:
+        seller_price: float64[n_sellers], posted prices (> 0).
+        seller_capacity: float64[n_sellers], units each seller can sell (>= 0).
+        price_sensitivity: float >= 0, logit coefficient on log price.
+
+    Returns:
+        ``(log_price, seller_weight)``, float64[n_sellers] each.
+    """
+    n_sellers = seller_price.shape[0]
+    log_price = np.empty(n_sellers)
+    cheapest_log_price = np.inf
+    for s in range(n_sellers):
+        log_price[s] = np.log(seller_price[s])
+        if seller_capacity[s] > 0.0 and log_price[s] < cheapest_log_price:
+            cheapest_log_price = log_price[s]
+    seller_weight = np.zeros(n_sellers)
+    for s in range(n_sellers):
+        if seller_capacity[s] > 0.0:
+            shift = log_price[s] - cheapest_log_price
+            seller_weight[s] = np.exp(-price_sensitivity * shift)
+    return log_price, seller_weight
+
+
+@njit(cache=True)
+def _exact_requests(
+    edge_seller,
+    log_price,
+    residual_capacity,
+    price_sensitivity,
+    demand_left,
+    first,
+    stop,
+    edge_request,
+):
+    """One buyer's requests with logit weights shifted by its own cheapest eligible seller.
+
+    The exact path of `posted_price_clear`, for a buyer whose shared weights sum below
+    ``SHARED_WEIGHT_FLOOR``: ``q_e = r_b * w_e / sum w`` with ``w_e = exp(-price_sensitivity *
+    (log p_s(e) - min_{eligible} log p))`` on edges to sellers with residual capacity, 0 on
+    the others. Shared by the serial and parallel kernels.
+
+    Args:
+        edge_seller: int64[n_edges], seller of each edge.
+        log_price: float64[n_sellers], log posted prices.
+        residual_capacity: float64[n_sellers], capacity left (units).
+        price_sensitivity: float >= 0, logit coefficient on log price.
+        demand_left: float > 0, the buyer's residual demand (units).
+        first: uint64, first edge of the buyer; stop: uint64, one past its last.
+        edge_request: float64[n_edges], written on the buyer's edges: units requested.
+
+    Returns:
+        bool, False if none of the buyer's sellers has capacity left (nothing written).
+    """
+    has_eligible = False
+    own_cheapest = 0.0
+    for e in range(first, stop):
+        s = edge_seller[e]
+        if residual_capacity[s] > 0.0 and (not has_eligible or log_price[s] < own_cheapest):
+            own_cheapest = log_price[s]
+            has_eligible = True
+    if not has_eligible:
+        return False
+    weight_total = 0.0
+    for e in range(first, stop):
+        s = edge_seller[e]
+        weight = 0.0
+        if residual_capacity[s] > 0.0:
+            weight = np.exp(-price_sensitivity * (log_price[s] - own_cheapest))
+        edge_request[e] = weight
+        weight_total += weight
+    for e in range(first, stop):
+        edge_request[e] = demand_left * edge_request[e] / weight_total
+    return True
 
 
 @njit(cache=True)

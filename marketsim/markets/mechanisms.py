@@ -7,6 +7,10 @@
   counted as if every connected seller could sell, so a seller with no capacity still sees
   the demand it is missing. That count runs the kernel again (one round) only over the
   buyers whose requests it can change (`notional_requests`).
+  With ``[engine] parallel_kernels`` on, a market of at least ``PARALLEL_MIN_EDGES`` open
+  edges is cleared by the parallel kernel (`kernels_parallel`), whose results are identical
+  bit for bit; its seller groups are kept from step to step while the market's edges stay
+  the same arrays (`seller_groups_for`). The notional recount stays serial.
 - ``call_auction``: a uniform-price double auction over the whole market (bids: buyers'
   demand at their limit prices; asks: sellers' capacity at their posted prices). The graph
   decides who takes part: a buyer or seller with no open edge does not trade. A bid without
@@ -15,13 +19,17 @@
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
+import numba
 import numpy as np
 from numba import njit
 
 from marketsim.markets.kernels import call_auction
 from marketsim.markets.kernels import posted_price_clear
+from marketsim.markets.kernels_parallel import posted_price_clear_grouped
+from marketsim.markets.kernels_parallel import seller_groups
 from marketsim.markets.market import ClearingOutcome
 from marketsim.markets.market import MarketBook
 from marketsim.markets.market import MechanismSpec
@@ -37,18 +45,53 @@ def _price_index(value: np.ndarray, quantity: np.ndarray, posted: np.ndarray) ->
     return float(posted.mean()) if len(posted) else 0.0
 
 
+PARALLEL_KERNELS = "parallel_kernels"
+"""Key of ``params`` that turns the parallel kernel on (``[engine] parallel_kernels``, passed
+to every mechanism by the model; absent means off)."""
+
+PARALLEL_MIN_EDGES = 100_000
+"""Open edges below which the serial kernel clears even with ``parallel_kernels`` on: on
+smaller markets, starting numba's threads costs more than they save (benchmarks/README.md)."""
+
+_SELLER_GROUPS: dict[int, tuple] = {}
+"""``id(edge_seller)`` -> (weak reference to its ``indptr``, n_sellers, n_groups, groups)."""
+
+
+def seller_groups_for(indptr: np.ndarray, edge_seller: np.ndarray, n_sellers: int) -> tuple:
+    """`kernels_parallel.seller_groups` of a market's edges, one group per numba thread,
+    kept while the same ``indptr`` and ``edge_seller`` arrays come back (as
+    `MarketBook.open_edges` returns them from step to step) and dropped with the arrays.
+
+    Like ``open_edges``, this treats the edge arrays as never changed in place.
+    """
+    n_groups = max(1, numba.get_num_threads())
+    key = id(edge_seller)
+    entry = _SELLER_GROUPS.get(key)
+    if entry is not None and entry[0]() is indptr and entry[1:3] == (n_sellers, n_groups):
+        return entry[3]
+    groups = seller_groups(indptr, edge_seller, n_sellers, n_groups)
+    if entry is None:
+        weakref.finalize(edge_seller, _SELLER_GROUPS.pop, key, None)
+    _SELLER_GROUPS[key] = (weakref.ref(indptr), n_sellers, n_groups, groups)
+    return groups
+
+
 def clear_posted_price(book: MarketBook, params: dict[str, Any]) -> ClearingOutcome:
     """Clear a book by posted prices with logit buyer choice (see module doc)."""
     indptr, edge_seller = book.open_edges()
-    edge_fill, sold, requested, filled, unfilled = posted_price_clear(
-        indptr,
-        edge_seller,
+    market = (
         book.seller_price,
         book.seller_capacity,
         book.buyer_demand,
         float(params["price_sensitivity"]),
         int(params["max_rounds"]),
     )
+    if params.get(PARALLEL_KERNELS, False) and len(edge_seller) >= PARALLEL_MIN_EDGES:
+        groups = seller_groups_for(indptr, edge_seller, book.n_sellers)
+        cleared = posted_price_clear_grouped(indptr, edge_seller, *groups, *market)
+    else:
+        cleared = posted_price_clear(indptr, edge_seller, *market)
+    edge_fill, sold, requested, filled, unfilled = cleared
     if (book.seller_capacity <= 0.0).any():
         # notional demand as if every connected seller could sell: a seller that is out of
         # capacity still sees what buyers want from it (its signal to price and invest)
