@@ -18,6 +18,8 @@ from marketsim.limits import MEMORY_BUDGET_BYTES
 from marketsim.limits import estimate_size
 from marketsim.markets.edges import buyer_edge_sums
 from marketsim.markets.edges import buyer_edge_sums_reference
+from marketsim.markets.edges import buyer_edge_values
+from marketsim.markets.edges import buyer_edge_values_reference
 from marketsim.markets.edges import csr_by_buyer
 from marketsim.markets.edges import csr_by_buyer_reference
 from marketsim.markets.market import MarketBook
@@ -62,6 +64,19 @@ def test_buyer_edge_sums_equal_their_twin_bit_for_bit(market):
         buyer_edge_sums(indptr, edge_seller, price),
         buyer_edge_sums_reference(indptr, edge_seller, price),
     )
+
+
+@given(csr_markets(), st.data())
+def test_buyer_edge_values_equal_their_twin_and_the_bincount(market, data):
+    """Purchases' values sum in edge order: the twin and the bincount give the same bits."""
+    indptr, edge_seller, price = market
+    n_edges = len(edge_seller)
+    fill = np.array(data.draw(st.lists(values, min_size=n_edges, max_size=n_edges)))
+    got = buyer_edge_values(indptr, edge_seller, fill, price)
+    assert np.array_equal(got, buyer_edge_values_reference(indptr, edge_seller, fill, price))
+    edge_buyer = np.repeat(np.arange(len(indptr) - 1), np.diff(indptr))
+    weights = fill * price[edge_seller]
+    assert np.array_equal(got, np.bincount(edge_buyer, weights, minlength=len(indptr) - 1))
 
 
 @given(csr_markets())

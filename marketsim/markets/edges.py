@@ -102,3 +102,40 @@ def csr_by_buyer_reference(buyer, seller, n_buyers: int) -> tuple[np.ndarray, np
     indptr = np.zeros(n_buyers + 1, dtype=np.int64)
     np.cumsum(np.bincount(buyer, minlength=n_buyers), out=indptr[1:])
     return indptr, seller[order]
+
+
+@njit(cache=True)
+def buyer_edge_values(indptr, edge_seller, edge_quantity, seller_price):
+    """Value of each buyer's purchases: the sum over its edges of quantity x seller's price,
+    in edge order (as ``np.bincount(edge_buyer, weights=edge_quantity * price[edge_seller])``
+    adds them, so the sums are the same to the bit).
+
+    Args:
+        indptr: int64[n_buyers + 1], CSR row pointer over buyers.
+        edge_seller: int64[n_edges], seller of each edge.
+        edge_quantity: float64[n_edges], quantity over each edge (units).
+        seller_price: float64[n_sellers], price per unit.
+
+    Returns:
+        float64[n_buyers]: the values (0.0 for a buyer without edges).
+    """
+    n_buyers = indptr.shape[0] - 1
+    values = np.zeros(n_buyers)
+    for b in range(n_buyers):
+        total = 0.0
+        for e in range(indptr[b], indptr[b + 1]):
+            total += edge_quantity[e] * seller_price[edge_seller[e]]
+        values[b] = total
+    return values
+
+
+def buyer_edge_values_reference(indptr, edge_seller, edge_quantity, seller_price) -> np.ndarray:
+    """Plain-Python twin of `buyer_edge_values`."""
+    n_buyers = len(indptr) - 1
+    values = np.zeros(n_buyers)
+    for b in range(n_buyers):
+        total = 0.0
+        for e in range(int(indptr[b]), int(indptr[b + 1])):
+            total += float(edge_quantity[e]) * float(seller_price[int(edge_seller[e])])
+        values[b] = total
+    return values

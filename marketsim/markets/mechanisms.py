@@ -26,6 +26,7 @@ import numba
 import numpy as np
 from numba import njit
 
+from marketsim.markets.edges import buyer_edge_values
 from marketsim.markets.kernels import call_auction
 from marketsim.markets.kernels import posted_price_clear
 from marketsim.markets.kernels_parallel import posted_price_clear_grouped
@@ -98,10 +99,7 @@ def clear_posted_price(book: MarketBook, params: dict[str, Any]) -> ClearingOutc
         requested = notional_requests(
             indptr, edge_seller, book, requested, float(params["price_sensitivity"])
         )
-    edge_buyer = np.repeat(np.arange(book.n_buyers), np.diff(indptr))
-    buyer_value = np.bincount(
-        edge_buyer, weights=edge_fill * book.seller_price[edge_seller], minlength=book.n_buyers
-    )
+    buyer_value = buyer_edge_values(indptr, edge_seller, edge_fill, book.seller_price)
     seller_value = sold * book.seller_price
     return ClearingOutcome(
         seller_sold=sold,
