@@ -6,8 +6,10 @@ repeats), a numpy-vectorised single round written here, and the plain-Python ref
 the ratios reference/kernel and numpy/kernel. The main comparison is one round
 (``max_rounds=1``), the only round the numpy version does; a second set of rows runs five
 rounds (kernel and reference only). Outputs are checked to agree before any time is printed.
-Last, it prints the wall time per step of the baseline experiment, and of the baseline with
-every sector's firm count multiplied by 10 and 100.
+Then the serial kernel against the parallel one (`marketsim.markets.kernels_parallel`) at
+100k, 1M and 10M edges, 1 and 3 rounds (``bench_parallel``; results checked identical bit for
+bit first). Last, it prints the wall time per step of the baseline experiment, and of the
+baseline with every sector's firm count multiplied by 10 and 100.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from marketsim.markets import kernels  # noqa: E402
+from marketsim.markets import kernels_parallel  # noqa: E402
 from marketsim.markets import reference  # noqa: E402
 
 EDGES_PER_BUYER = 20
@@ -194,6 +197,67 @@ def format_posted_price(row: dict) -> str:
     )
 
 
+def bench_parallel(n_edges: int, max_rounds: int = 1, repeats: int = 7) -> dict:
+    """Time the serial and the parallel posted-price kernels on one random market.
+
+    The parallel kernel is timed as the model calls it, with the market's seller groups made
+    beforehand and kept (``posted_price_clear_grouped``); making the groups is timed apart
+    (``groups_s``, paid once per supply graph in a run). Wall times, best of ``repeats``
+    calls after a warm-up call; the results are checked identical bit for bit first.
+
+    Returns:
+        Dict with the market size, ``max_rounds``, numba's thread count, seconds and ns per
+        edge of ``serial``, ``parallel`` and ``groups``, and ``serial_over_parallel``.
+    """
+    market = random_market(n_edges)
+    args = (*market, max_rounds)
+    indptr, edge_seller, price = market[:3]
+    threads = numba.get_num_threads()
+    groups = kernels_parallel.seller_groups(indptr, edge_seller, len(price), threads)
+    serial_out = kernels.posted_price_clear(*args)
+    parallel_out = kernels_parallel.posted_price_clear_grouped(
+        indptr, edge_seller, *groups, *args[2:]
+    )
+    for got, want in zip(parallel_out, serial_out, strict=True):
+        assert got.tobytes() == want.tobytes(), "parallel kernel differs from the serial one"
+    serial_s, _ = best_time(kernels.posted_price_clear, args, repeats)
+    parallel_s, _ = best_time(
+        kernels_parallel.posted_price_clear_grouped,
+        (indptr, edge_seller, *groups, *args[2:]),
+        repeats,
+    )
+    groups_s, _ = best_time(
+        kernels_parallel.seller_groups, (indptr, edge_seller, len(price), threads), repeats
+    )
+    return {
+        "n_edges": n_edges,
+        "max_rounds": max_rounds,
+        "threads": threads,
+        "serial_s": serial_s,
+        "parallel_s": parallel_s,
+        "groups_s": groups_s,
+        "serial_ns_per_edge": serial_s / n_edges * 1e9,
+        "parallel_ns_per_edge": parallel_s / n_edges * 1e9,
+        "groups_ns_per_edge": groups_s / n_edges * 1e9,
+        "serial_over_parallel": serial_s / parallel_s,
+    }
+
+
+PARALLEL_HEADER = (
+    f"{'edges':>10} {'rounds':>6} {'threads':>7} {'serial':>7} {'parallel':>8} {'groups':>7}"
+    f" {'serial/parallel':>15}"
+)
+
+
+def format_parallel(row: dict) -> str:
+    """One table line (ns per edge, then the speed-up) for a ``bench_parallel`` result."""
+    return (
+        f"{row['n_edges']:>10,d} {row['max_rounds']:>6d} {row['threads']:>7d}"
+        f" {row['serial_ns_per_edge']:>7.2f} {row['parallel_ns_per_edge']:>8.2f}"
+        f" {row['groups_ns_per_edge']:>7.2f} {row['serial_over_parallel']:>14.2f}x"
+    )
+
+
 BASELINE = Path(__file__).resolve().parents[1] / "experiments" / "baseline.toml"
 SECTOR_COUNTS = {
     "chip_vendor": 3,
@@ -247,6 +311,15 @@ def main() -> None:
         for n_edges in (100_000, 1_000_000):
             row = bench_posted_price(n_edges, max_rounds=max_rounds, reference_repeats=2)
             print(format_posted_price(row), flush=True)
+    print()
+    print(
+        "posted_price_clear serial vs parallel: ns per edge, best of 7 wall times"
+        " (parallel: seller groups made beforehand; groups: making them)"
+    )
+    print(PARALLEL_HEADER)
+    for n_edges in (100_000, 1_000_000, 10_000_000):
+        for max_rounds in (1, 3):
+            print(format_parallel(bench_parallel(n_edges, max_rounds)), flush=True)
     print()
     print("baseline model: wall time per step (120 steps; firm counts x scale)")
     print(f"{'scale':>6}{'firms':>8}{'edges':>9}{'build s':>9}{'ms/step':>9}")
