@@ -111,11 +111,11 @@ ENGINE_TABLE = TableSchema(
         "parallel_kernels": Param(
             bool,
             False,
-            "clear posted-price markets of at least 100,000 open edges with the parallel "
+            "clear posted-price markets of at least 1,000,000 open edges with the parallel "
             "(prange) kernel on numba's threads (NUMBA_NUM_THREADS; default: every core); "
-            "results identical bit for bit; it pays only with cores to spare, on markets of "
-            "millions of edges (benchmarks/README.md), so leave it off when studies already "
-            "run one process per core",
+            "results identical bit for bit; 1.0-1.5x faster on 2 idle cores from about a "
+            "million edges (benchmarks/README.md); leave it off when other processes, e.g. "
+            "a study's workers, already use every core",
         ),
     },
 )

@@ -50,9 +50,10 @@ PARALLEL_KERNELS = "parallel_kernels"
 """Key of ``params`` that turns the parallel kernel on (``[engine] parallel_kernels``, passed
 to every mechanism by the model; absent means off)."""
 
-PARALLEL_MIN_EDGES = 100_000
-"""Open edges below which the serial kernel clears even with ``parallel_kernels`` on: on
-smaller markets, starting numba's threads costs more than they save (benchmarks/README.md)."""
+PARALLEL_MIN_EDGES = 1_000_000
+"""Open edges below which the serial kernel clears even with ``parallel_kernels`` on: on 2
+cores the parallel kernel paid (1.0-1.5x) from about a million edges, and at 100k edges was
+as often slower as faster (benchmarks/README.md)."""
 
 _SELLER_GROUPS: dict[int, tuple] = {}
 """``id(edge_seller)`` -> (weak reference to its ``indptr``, n_sellers, n_groups, groups)."""
