@@ -1,4 +1,4 @@
-"""The command line: ``marketsim run | validate | graph | plugins | new-plugin``.
+"""The command line: ``marketsim run | validate | graph | plugins | new-plugin | dashboard``.
 
 Nothing economic lives here. Every error a user can cause is shown as one line on stderr
 (newlines and control characters in it escaped as ``\\n`` and so on) with exit code 2 and no
@@ -277,6 +277,24 @@ def new_plugin(name, kind, directory):
             f"wrote {one_line(str(target))}/: pyproject.toml, {name}.py, tests/, experiments/"
         )
         click.echo(f"next: cd {one_line(str(target))} && pip install -e . && pytest")
+
+
+@cli.command()
+@click.argument("experiment", required=False, type=click.Path(dir_okay=False, path_type=str))
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8765,
+    show_default=True,
+    help="Port to serve on (0: any free port).",
+)
+@click.option("--host", default="localhost", show_default=True, help="Address to listen on.")
+def dashboard(experiment, port, host):
+    """Serve the live dashboard of EXPERIMENT (default: the baseline) in the browser."""
+    from marketsim.dashboard.server import serve  # Solara is imported only here
+
+    with user_errors():
+        serve(experiment, host, port)
 
 
 def _register_commands() -> None:
