@@ -114,18 +114,22 @@ def LeverField(control: Control, levers: Levers, on_accepted):
         if problem is None:
             on_accepted()
 
-    field = solara.v.TextField(
-        label=f"{control.label} ({control.unit})" if control.unit else control.label,
-        v_model=text,
-        on_v_model=set_text,
-        hint=control.hint,
-        persistent_hint=True,
-        error=bool(error),
-        class_="marketsim-lever",
-    )
-    solara.v.use_event(field, "change", enter)
-    if error:
-        solara.Text(error, classes=["marketsim-error"], style={"color": "#b00020"})
+    with solara.Column(gap="0px"):  # the same tree with or without an error: the field
+        field = solara.v.TextField(  # widget, and its change handler, stay
+            label=f"{control.label} ({control.unit})" if control.unit else control.label,
+            v_model=text,
+            on_v_model=set_text,
+            hint=control.hint,
+            persistent_hint=True,
+            error=bool(error),
+            class_="marketsim-lever",
+        )
+        solara.v.use_event(field, "change", enter)
+        solara.Text(
+            error or "",
+            classes=["marketsim-error"] if error else [],
+            style={"color": "#b00020"},
+        )
 
 
 @solara.component
