@@ -33,7 +33,7 @@ def test_readme_quick_start_is_two_commands():
     block = re.search(r"```\n(.*?)```", section, re.S).group(1)
     commands = [line for line in block.splitlines() if line.strip()]
     assert commands == [
-        "pip install -e . && marketsim run experiments/baseline.toml",
+        "pip install -e '.[dashboard]' && marketsim run experiments/baseline.toml",
         "pip install -e '.[test]' && pytest",
     ]
 
