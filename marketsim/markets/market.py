@@ -8,6 +8,7 @@ account is back at zero after every step.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from dataclasses import field
@@ -39,6 +40,10 @@ class GoodSpec:
     price_unit: str
     default_mechanism: str = "posted_price"
     doc: str = ""
+
+
+_BOOK_CACHES: dict[int, dict[str, Any]] = {}
+"""``id(book)`` -> its derived arrays (`MarketBook._caches`)."""
 
 
 @dataclass
@@ -82,17 +87,24 @@ class MarketBook:
         """Number of sellers in the market."""
         return len(self.seller_price)
 
-    _edge_buyer: Any = field(default=None, init=False, repr=False, compare=False)
-    _open_cache: Any = field(default=None, init=False, repr=False, compare=False)
+    def _caches(self) -> dict[str, Any]:
+        """This book's derived arrays (kept outside ``vars(book)``, so
+        ``MarketBook(**vars(book))`` still makes a book; dropped with the book)."""
+        caches = _BOOK_CACHES.get(id(self))
+        if caches is None:
+            caches = _BOOK_CACHES[id(self)] = {}
+            weakref.finalize(self, _BOOK_CACHES.pop, id(self), None)
+        return caches
 
     @property
     def edge_buyer(self) -> np.ndarray:
         """Buyer index of each edge (n_edges,), made once per ``buyer_indptr``."""
-        cached = self._edge_buyer
+        caches = self._caches()
+        cached = caches.get("edge_buyer")
         if cached is None or cached[0] is not self.buyer_indptr:
             lengths = np.diff(self.buyer_indptr)
             buyers = np.repeat(np.arange(self.n_buyers, dtype=np.int64), lengths)
-            self._edge_buyer = cached = (self.buyer_indptr, buyers)
+            caches["edge_buyer"] = cached = (self.buyer_indptr, buyers)
         return cached[1]
 
     def open_edges(self) -> tuple[np.ndarray, np.ndarray]:
@@ -104,7 +116,8 @@ class MarketBook:
         """
         if self.edge_open.all():
             return self.buyer_indptr, self.edge_seller
-        cached = self._open_cache
+        caches = self._caches()
+        cached = caches.get("open")
         if (
             cached is not None
             and cached[0] is self.buyer_indptr
@@ -117,7 +130,7 @@ class MarketBook:
         indptr = np.zeros(self.n_buyers + 1, dtype=np.int64)
         np.cumsum(counts, out=indptr[1:])
         edge_seller = self.edge_seller[self.edge_open]
-        self._open_cache = (
+        caches["open"] = (
             self.buyer_indptr,
             self.edge_seller,
             self.edge_open.copy(),
