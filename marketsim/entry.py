@@ -46,6 +46,7 @@ import numpy as np
 from marketsim.finance import affordable_share
 from marketsim.graph import node_name
 from marketsim.guard import check_sector
+from marketsim.markets.edges import close_edges_of
 from marketsim.metrics import MetricSpec
 
 if TYPE_CHECKING:
@@ -218,7 +219,9 @@ class EntryAndExit:
         buyer_waiting = self._waiting(market.buyers.accounts)
         if seller_waiting.any() and not seller_waiting.all():
             book.seller_price[seller_waiting] = book.seller_price[~seller_waiting].mean()
-        book.edge_open &= ~(seller_waiting[book.edge_seller] | buyer_waiting[book.edge_buyer])
+        close_edges_of(
+            book.edge_open, book.edge_buyer, book.edge_seller, buyer_waiting, seller_waiting
+        )
 
     # -- entry ---------------------------------------------------------------------------------
 

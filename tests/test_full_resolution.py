@@ -20,8 +20,11 @@ from marketsim.markets.edges import buyer_edge_sums
 from marketsim.markets.edges import buyer_edge_sums_reference
 from marketsim.markets.edges import buyer_edge_values
 from marketsim.markets.edges import buyer_edge_values_reference
+from marketsim.markets.edges import close_edges_of
+from marketsim.markets.edges import close_edges_of_reference
 from marketsim.markets.edges import csr_by_buyer
 from marketsim.markets.edges import csr_by_buyer_reference
+from marketsim.markets.edges import same_mask
 from marketsim.markets.market import MarketBook
 from marketsim.model import SupplyChainModel
 
@@ -89,6 +92,32 @@ def test_csr_by_buyer_equals_the_lexsort_it_replaces(market):
     got = csr_by_buyer(buyer[shuffled], edge_seller[shuffled], len(indptr) - 1)
     want = csr_by_buyer_reference(buyer[shuffled], edge_seller[shuffled], len(indptr) - 1)
     assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
+
+
+@given(st.data())
+def test_close_edges_of_and_same_mask_equal_their_twins(data):
+    """Edges of closed buyers or sellers close (as the numpy twin closes them); same_mask is
+    np.array_equal on boolean arrays."""
+    n_buyers, n_sellers = data.draw(st.integers(1, 8)), data.draw(st.integers(1, 8))
+    n_edges = data.draw(st.integers(0, 60))
+    ints = st.lists(st.integers(0, 10**6), min_size=n_edges, max_size=n_edges)
+    edge_buyer = np.array(data.draw(ints), dtype=np.int64) % n_buyers
+    edge_seller = np.array(data.draw(ints), dtype=np.int64) % n_sellers
+    bools = st.lists(st.booleans(), min_size=n_edges, max_size=n_edges)
+    start = np.array(data.draw(bools), dtype=bool)
+    buyer_closed = np.array(
+        data.draw(st.lists(st.booleans(), min_size=n_buyers, max_size=n_buyers))
+    )
+    seller_closed = np.array(
+        data.draw(st.lists(st.booleans(), min_size=n_sellers, max_size=n_sellers))
+    )
+    got, want = start.copy(), start.copy()
+    close_edges_of(got, edge_buyer, edge_seller, buyer_closed, seller_closed)
+    close_edges_of_reference(want, edge_buyer, edge_seller, buyer_closed, seller_closed)
+    assert np.array_equal(got, want)
+    assert same_mask(got, want) and same_mask(start, start)
+    assert same_mask(start, got) == np.array_equal(start, got)
+    assert not same_mask(start, np.ones(n_edges + 1, dtype=bool))
 
 
 def test_open_edges_follow_every_change_of_the_mask():

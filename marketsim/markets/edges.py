@@ -139,3 +139,34 @@ def buyer_edge_values_reference(indptr, edge_seller, edge_quantity, seller_price
             total += float(edge_quantity[e]) * float(seller_price[int(edge_seller[e])])
         values[b] = total
     return values
+
+
+@njit(cache=True)
+def same_mask(a, b):
+    """Whether two boolean arrays of one length are equal (stops at the first difference;
+    no temporary, unlike ``np.array_equal``)."""
+    if a.shape[0] != b.shape[0]:
+        return False
+    for i in range(a.shape[0]):  # noqa: SIM110 (numba compiles no generator in all())
+        if a[i] != b[i]:
+            return False
+    return True
+
+
+@njit(cache=True)
+def close_edges_of(edge_open, edge_buyer, edge_seller, buyer_closed, seller_closed):
+    """Close (in place) every edge whose buyer or seller is marked closed.
+
+    Args:
+        edge_open: bool[n_edges], changed in place.
+        edge_buyer, edge_seller: int64[n_edges], each edge's buyer and seller.
+        buyer_closed: bool[n_buyers]; seller_closed: bool[n_sellers].
+    """
+    for e in range(edge_open.shape[0]):
+        if buyer_closed[edge_buyer[e]] or seller_closed[edge_seller[e]]:
+            edge_open[e] = False
+
+
+def close_edges_of_reference(edge_open, edge_buyer, edge_seller, buyer_closed, seller_closed):
+    """Plain numpy twin of `close_edges_of`."""
+    edge_open &= ~(seller_closed[edge_seller] | buyer_closed[edge_buyer])

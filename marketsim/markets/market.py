@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from marketsim.markets.edges import same_mask
 from marketsim.schema import TableSchema
 
 if TYPE_CHECKING:
@@ -122,7 +123,7 @@ class MarketBook:
             cached is not None
             and cached[0] is self.buyer_indptr
             and cached[1] is self.edge_seller
-            and np.array_equal(cached[2], self.edge_open)
+            and same_mask(cached[2], self.edge_open)
         ):
             return cached[3], cached[4]
         kept_buyer = self.edge_buyer[self.edge_open]
