@@ -173,10 +173,12 @@ BYTES_BASE = 256 * 2**20
 BYTES_PER_FIRM = 16 * 2**10
 """A firm: its books, state arrays, graph node and Mesa agent (5.7 KB measured for a data
 center with 60-month vintages; its arrays grow to about twice that with 240 months)."""
-BYTES_PER_SEGMENT = 2 * 2**10
-"""An end-market segment: state arrays, graph node and Mesa agent (1.5 KB measured)."""
-BYTES_PER_EDGE = 320
-"""A supply-graph edge: the networkx edge and its market's CSR entry (235 B measured)."""
+BYTES_PER_SEGMENT = 2**10
+"""An end-market segment: state arrays and graph node (170 B measured at a million segments),
+and its Mesa agent if ``model.agents`` is read (about 350 B; a run never makes it)."""
+BYTES_PER_EDGE = 128
+"""A supply-graph edge: the drawn arrays and its market's CSR entry and per-edge buffers (82 B
+measured between 10.6M and 20.7M edges of full_resolution.toml; no networkx graph is built)."""
 BYTES_PER_STEP_RECORD = 16 * 2**10
 """One step of one replication in the results tables (11-12 KB measured)."""
 BYTES_PER_FIRM_ROW = 2**10

@@ -225,7 +225,9 @@ def bounds_section(schemas: list[TableSchema]) -> str:
         "short runs of the baseline, raising one count at a time (Python 3.11): "
         "about 150 MB for the interpreter and libraries; 5.7 KB per data-center firm with "
         "60-month vintages (its books, state arrays, graph node and Mesa agent; up to twice "
-        "that with 240-month vintages); 1.5 KB per segment; 235 B per edge; 11-12 KB per "
+        "that with 240-month vintages); 170 B per segment (350 B more once its Mesa agent "
+        "is made) and 82 B per edge (both measured on experiments/full_resolution.toml, "
+        "varying the buyers and the edges); 11-12 KB per "
         "step and replication of results; 620 B per firm-level row. Each is rounded up. For "
         f"example {_size_example()}. The error names the key that costs most (`agents`, "
         "`experiment` for steps x replications, `output.firm_level`).",

@@ -266,8 +266,8 @@ CASES = {
     ),
     "segments_beyond_memory_budget": Case(
         "",
-        ["agents: expected an experiment that fits in 8 GiB", "5,000,000 segments", "GiB"],
-        args=["--set", "agents.end_demand.count=5000000"],
+        ["agents: expected an experiment that fits in 8 GiB", "10,000,000 segments", "GiB"],
+        args=["--set", "agents.end_demand.count=10000000"],
     ),
     "edges_beyond_memory_budget": Case(
         "",
