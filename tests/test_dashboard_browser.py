@@ -20,18 +20,14 @@ from pathlib import Path
 
 import pytest
 from test_analysis import write_study_dir
-from test_report_browser import CHROMEDRIVER
-from test_report_browser import CHROMIUM
 from test_report_browser import IN_CI
+from test_report_browser import NEEDS_CHROMIUM
+from test_report_browser import headless_chromium
 
 if not IN_CI:
     pytest.importorskip("solara", reason="needs the dashboard extra: pip install -e '.[dashboard]'")
 
-pytestmark = pytest.mark.skipif(
-    not (CHROMIUM.exists() and CHROMEDRIVER.exists()) and not IN_CI,
-    reason="needs /usr/bin/chromium and /usr/bin/chromedriver (apt-get install chromium "
-    "chromium-driver); always runs under CI",
-)
+pytestmark = NEEDS_CHROMIUM
 
 ROOT = Path(__file__).resolve().parent.parent
 WAIT = 60  # seconds: generous, so a busy machine is slow but never fails
@@ -95,30 +91,7 @@ def dashboard(tmp_path):
 
 @pytest.fixture
 def browser(tmp_path):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for argument in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--no-first-run",
-        "--disable-sync",
-        "--window-size=1400,1000",
-        f"--user-data-dir={tmp_path / 'chromium-profile'}",
-    ):
-        options.add_argument(argument)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(options=options, service=Service(executable_path=str(CHROMEDRIVER)))
-    try:
-        yield driver
-    finally:
-        driver.quit()
+    yield from headless_chromium(tmp_path / "chromium-profile", "--window-size=1400,1000")
 
 
 def _severe(driver) -> list[dict]:

@@ -23,15 +23,19 @@ CHROMEDRIVER = Path("/usr/bin/chromedriver")
 IN_CI = os.environ.get("CI", "").strip().lower() == "true"
 XSS = "<script>alert(1)</script>"
 
-pytestmark = pytest.mark.skipif(
+NEEDS_CHROMIUM = pytest.mark.skipif(
     not (CHROMIUM.exists() and CHROMEDRIVER.exists()) and not IN_CI,
     reason="needs /usr/bin/chromium and /usr/bin/chromedriver (apt-get install chromium "
     "chromium-driver); always runs under CI",
 )
+"""Skip a browser test only on a machine without Chromium outside CI."""
+pytestmark = NEEDS_CHROMIUM
 
 
-@pytest.fixture
-def browser(tmp_path):
+def headless_chromium(profile: Path, *arguments: str):
+    """Yield a Selenium driver of Debian's headless Chromium (fresh ``profile`` directory,
+    no background networking, the browser console logged), quit afterwards. A generator
+    for fixtures; ``arguments`` are extra command-line flags."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -46,7 +50,8 @@ def browser(tmp_path):
         "--disable-component-update",
         "--no-first-run",
         "--disable-sync",
-        f"--user-data-dir={tmp_path / 'chromium-profile'}",
+        *arguments,
+        f"--user-data-dir={profile}",
     ):
         options.add_argument(argument)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
@@ -55,6 +60,11 @@ def browser(tmp_path):
         yield driver
     finally:
         driver.quit()
+
+
+@pytest.fixture
+def browser(tmp_path):
+    yield from headless_chromium(tmp_path / "chromium-profile")
 
 
 def _images(driver) -> list[list]:
