@@ -14,6 +14,9 @@ from click.testing import CliRunner
 from hypothesis import example
 from hypothesis import given
 from hypothesis import strategies as st
+from test_kernels import PRICES
+from test_kernels import SENSITIVITIES
+from test_kernels import csr_market
 
 import marketsim
 from marketsim.cli import cli
@@ -22,35 +25,11 @@ from marketsim.markets import kernels_parallel
 from marketsim.markets import mechanisms
 from marketsim.markets.market import MarketBook
 
-PRICES = st.one_of(
-    st.sampled_from([1e-3, 0.5, 1.0, 2.0, 1e6]),  # few values: ties
-    st.floats(min_value=1e-3, max_value=1e6),
-)
 QUANTITIES = st.one_of(
     st.just(0.0),
     st.sampled_from([5e-324, 1e-310, 1.0, 2.0, 5.0]),  # subnormals
     st.floats(min_value=0.0, max_value=1e3),
 )
-SENSITIVITIES = st.one_of(
-    st.sampled_from([0.0, 1.0, 50.0, 1000.0]),  # 50 and 1000: shared weights underflow
-    st.floats(min_value=0.0, max_value=100.0),
-)
-
-
-def csr_market(prices, capacities, demands, edge_lists, sensitivity=2.0, max_rounds=3):
-    """Arguments of ``posted_price_clear`` from per-buyer lists of seller indices."""
-    indptr = np.zeros(len(demands) + 1, dtype=np.int64)
-    indptr[1:] = np.cumsum([len(edges) for edges in edge_lists], dtype=np.int64)
-    edge_seller = np.array([s for edges in edge_lists for s in edges], dtype=np.int64)
-    return (
-        indptr,
-        edge_seller,
-        np.array(prices, dtype=np.float64),
-        np.array(capacities, dtype=np.float64),
-        np.array(demands, dtype=np.float64),
-        float(sensitivity),
-        int(max_rounds),
-    )
 
 
 @st.composite
