@@ -30,7 +30,7 @@ from marketsim.config import validate
 from marketsim.errors import ExperimentError
 from marketsim.errors import PluginError
 from marketsim.graph import SupplyGraph
-from marketsim.graph import check_restrictions
+from marketsim.graph import check_graph_table
 from marketsim.graph import sample_supply_graph
 from marketsim.graph import supply_graph_problem
 from marketsim.graph_io import read_graph_file
@@ -394,7 +394,7 @@ def _validated(raw, origins, source, manager, components, overrides) -> Experime
         for good, table in config["markets"].items()
         if any(components.sectors[s].sells == good for s in present)
     }
-    check_restrictions(config["graph"], list(config["markets"]), source)
+    check_graph_table(config["graph"], list(config["markets"]), source)
     add_seller_inputs(config, components)
     check_added_inputs(config, components, origins, source)
     check_chain(config, components, source)

@@ -116,7 +116,7 @@ def node_name(sector: str, index: int) -> str:
     return f"{sector}:{index}"
 
 
-def check_restrictions(graph_table: dict[str, Any], goods: Sequence[str], source: str) -> None:
+def check_graph_table(graph_table: dict[str, Any], goods: Sequence[str], source: str) -> None:
     """Validate ``[graph] restrictions`` (known goods and regions, no other keys) and
     ``[graph] degree_by_good`` (known goods, whole numbers 1..`MAX_DEGREE`)."""
     for name, degree in graph_table["degree_by_good"].items():
