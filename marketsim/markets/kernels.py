@@ -24,11 +24,18 @@ whole request in the next round, or move the auction's clearing price to a worse
 import numpy as np
 from numba import njit
 
-RESIDUAL_RTOL = 1e-12
-"""Relative size below which a leftover quantity is rounding dust and counts as zero."""
-
-SHARED_WEIGHT_FLOOR = 1e-100
-"""Smallest total of shared logit weights a buyer may use; below it, its own are computed."""
+from marketsim.markets.kernels_rounds import KEPT_ROUNDS
+from marketsim.markets.kernels_rounds import buyer_pass
+from marketsim.markets.kernels_rounds import next_round_sellers
+from marketsim.markets.kernels_rounds import ration_seller
+from marketsim.markets.kernels_rounds import seller_pass
+from marketsim.markets.kernels_rounds import seller_slots
+from marketsim.markets.kernels_rounds import write_fills
+from marketsim.markets.kernels_shared import RESIDUAL_RTOL  # noqa: F401
+from marketsim.markets.kernels_shared import SHARED_WEIGHT_FLOOR
+from marketsim.markets.kernels_shared import _exact_requests
+from marketsim.markets.kernels_shared import _seller_logit_weights
+from marketsim.markets.kernels_shared import _weight_sum
 
 
 @njit(cache=True)
@@ -60,7 +67,11 @@ def posted_price_clear(
     within a buyer. A residual at or below ``RESIDUAL_RTOL`` times its starting value
     (capacity or demand) is rounding dust and set to 0.
 
-    Implementation: the logit weights are scale-free, so each seller's weight is computed once
+    Implementation: round 1 walks every buyer's edges; the later rounds
+    (`marketsim.markets.kernels_rounds.later_rounds`) walk only the edges of the sellers
+    still selling, through the edges sorted by seller (`seller_slots`, made here when a
+    second round is needed; `posted_price_clear_indexed` takes them made beforehand). The
+    logit weights are scale-free, so each seller's weight is computed once
     per call relative to the cheapest seller with capacity, ``w_s = exp(-price_sensitivity *
     (log p_s - min log p))``, and shared by all buyers: ``q_e = w_s * r_b / sum w`` and
     ``R_s = w_s * sum_{e -> s} r_b / sum w``. Where a buyer's sum of shared weights is below
@@ -88,6 +99,82 @@ def posted_price_clear(
         buyer_filled: float64[n_buyers], units each buyer got (sum of its edge fills).
         buyer_unfilled: float64[n_buyers], ``max(0, demand - filled)``.
     """
+    no_slots = np.empty(0, dtype=np.int64)
+    return _posted_price_clear(
+        buyer_indptr,
+        edge_seller,
+        no_slots,
+        no_slots,
+        no_slots,
+        seller_price,
+        seller_capacity,
+        buyer_demand,
+        price_sensitivity,
+        max_rounds,
+    )
+
+
+@njit(cache=True)
+def posted_price_clear_indexed(
+    buyer_indptr,
+    edge_seller,
+    seller_indptr,
+    slot_buyer,
+    slot_edge,
+    seller_price,
+    seller_capacity,
+    buyer_demand,
+    price_sensitivity,
+    max_rounds,
+):
+    """`posted_price_clear` given the market's edges sorted by seller, made beforehand.
+
+    The same results, bit for bit. A caller clearing the same edges again keeps
+    ``seller_slots(buyer_indptr, edge_seller, n_sellers)`` (as
+    `marketsim.markets.mechanisms.seller_slots_for` does from step to step) instead of
+    having every call with more than one round sort the edges again.
+
+    Args:
+        buyer_indptr, edge_seller: the market's edges, CSR over buyers.
+        seller_indptr, slot_buyer, slot_edge: `kernels_rounds.seller_slots` of those edges.
+        seller_price, seller_capacity, buyer_demand, price_sensitivity, max_rounds: as for
+            `posted_price_clear`.
+
+    Returns:
+        As `posted_price_clear`.
+    """
+    return _posted_price_clear(
+        buyer_indptr,
+        edge_seller,
+        seller_indptr,
+        slot_buyer,
+        slot_edge,
+        seller_price,
+        seller_capacity,
+        buyer_demand,
+        price_sensitivity,
+        max_rounds,
+    )
+
+
+@njit(cache=True)
+def _posted_price_clear(
+    buyer_indptr,
+    edge_seller,
+    seller_indptr,
+    slot_buyer,
+    slot_edge,
+    seller_price,
+    seller_capacity,
+    buyer_demand,
+    price_sensitivity,
+    max_rounds,
+):
+    """`posted_price_clear`: round 1 here, the later rounds in `later_rounds`.
+
+    ``seller_indptr`` of length 0 means the sorted edges were not given: they are made if a
+    later round is needed.
+    """
     n_buyers = buyer_demand.shape[0]
     n_sellers = seller_price.shape[0]
     n_edges = edge_seller.shape[0]
@@ -95,274 +182,187 @@ def posted_price_clear(
     log_price, seller_weight = _seller_logit_weights(
         seller_price, seller_capacity, price_sensitivity
     )
-
     residual_capacity = seller_capacity.copy()
     residual_demand = buyer_demand.copy()
-    round_weight = np.empty(n_sellers)  # seller_weight, 0 where sold out this round
-    granted_weight = np.empty(n_sellers)  # round_weight times the seller's fill ratio
+    kept = max(1, min(KEPT_ROUNDS, max_rounds))
+    granted_rows = np.zeros((kept, n_sellers))  # per round: seller weight * fill ratio
+    scale_rows = np.zeros((kept, n_buyers))  # per round: r_b / sum w (-1: exact path)
     fill_ratio = np.empty(n_sellers)
-    seller_request = np.empty(n_sellers)
-    seller_scale_sum = np.empty(n_sellers)  # sum of r_b / sum(w) over fast-path edges to s
+    next_weight = np.zeros(n_sellers)  # weights of sellers with capacity left, else 0
+    exact_request = np.zeros(n_sellers)  # round 1's exact-path requests to each seller
+    seller_scale_sum = np.zeros(n_sellers)  # round 1's sum of r_b / sum(w) over edges to s
     seller_requested = np.zeros(n_sellers)
     seller_sold = np.zeros(n_sellers)
     buyer_filled = np.zeros(n_buyers)
-    buyer_scale = np.zeros(n_buyers)  # r_b / sum of weights: request = weight * scale
-    buyer_exact = np.zeros(n_buyers, dtype=np.bool_)  # requests stored in edge_request
     buyer_cut_off = np.zeros(n_buyers, dtype=np.bool_)  # all its sellers sold out, for good
-    edge_request = np.empty(n_edges)  # only for buyers with buyer_exact set
-    edge_fill = np.empty(n_edges)  # written in full in round 1
-    rounds_filled = 0
-    # Edge and seller indices in the hot loops are unsigned: numba then skips its
-    # negative-index wraparound check, which costs about a third of their time.
-    one = np.uint64(1)
-    two = np.uint64(2)
+    fill_written = np.zeros(n_buyers, dtype=np.bool_)  # its edges of edge_fill hold fills
+    edge_request = np.empty(n_edges)  # exact-path requests (scale -1)
+    edge_fill = np.empty(n_edges)  # written in full by write_fills
 
-    for round_index in range(max_rounds):
-        # Requests: each buyer spreads its residual demand over sellers with capacity left.
-        for s in range(n_sellers):
-            round_weight[s] = seller_weight[s] if residual_capacity[s] > 0.0 else 0.0
-            seller_request[s] = 0.0
-            seller_scale_sum[s] = 0.0
-        any_request = False
-        for b in range(n_buyers):
-            buyer_scale[b] = 0.0
-            buyer_exact[b] = False
-            demand_left = residual_demand[b]
-            if demand_left <= 0.0 or buyer_cut_off[b]:
-                continue
-            first = np.uint64(buyer_indptr[b])
-            stop = np.uint64(buyer_indptr[b + 1])
-            weight_total = _weight_sum(edge_seller, round_weight, first, stop)
-            if weight_total >= SHARED_WEIGHT_FLOOR:
-                scale = demand_left / weight_total
-                for e in range(first, stop):
-                    seller_scale_sum[np.uint64(edge_seller[e])] += scale
-                buyer_scale[b] = scale
-                any_request = True
-                continue
-            if not _exact_requests(
-                edge_seller,
-                log_price,
-                residual_capacity,
-                price_sensitivity,
-                demand_left,
-                first,
-                stop,
-                edge_request,
-            ):
-                buyer_cut_off[b] = True  # residual capacity never comes back within a call
-                continue
+    # Round 1, requests: each buyer spreads its demand over its sellers with capacity
+    # (seller_weight is 0 for a seller without capacity). Edge and seller indices in this
+    # hot loop are unsigned: numba then skips its negative-index wraparound check.
+    scale = scale_rows[0]
+    any_request = False
+    for b in range(n_buyers):
+        demand_left = residual_demand[b]
+        if demand_left <= 0.0:
+            continue
+        first = np.uint64(buyer_indptr[b])
+        stop = np.uint64(buyer_indptr[b + 1])
+        weight_total = _weight_sum(edge_seller, seller_weight, first, stop)
+        if weight_total >= SHARED_WEIGHT_FLOOR:
+            buyer_scale = demand_left / weight_total
             for e in range(first, stop):
-                seller_request[edge_seller[e]] += edge_request[e]
-            buyer_exact[b] = True
+                seller_scale_sum[np.uint64(edge_seller[e])] += buyer_scale
+            scale[b] = buyer_scale
             any_request = True
-        if not any_request:
-            break
-        for s in range(n_sellers):
-            seller_request[s] += round_weight[s] * seller_scale_sum[s]
-        if round_index == 0:
-            seller_requested[:] = seller_request
-
-        # Rationing: an oversubscribed seller fills every request in the same proportion.
-        for s in range(n_sellers):
-            total_request = seller_request[s]
-            if total_request > residual_capacity[s]:
-                fill_ratio[s] = residual_capacity[s] / total_request
-                residual_capacity[s] = 0.0
-            else:
-                fill_ratio[s] = 1.0
-                left = residual_capacity[s] - total_request
-                if left <= RESIDUAL_RTOL * seller_capacity[s]:
-                    left = 0.0
-                residual_capacity[s] = left
-            granted_weight[s] = round_weight[s] * fill_ratio[s]
-
-        # Fills: buyers take what their sellers granted.
-        round_total = 0.0
-        for b in range(n_buyers):
-            first = np.uint64(buyer_indptr[b])
-            stop = np.uint64(buyer_indptr[b + 1])
-            scale = buyer_scale[b]
-            received = 0.0
-            if scale > 0.0 and rounds_filled == 0:
-                # First round: write (not add) the fills; two partial sums of what the buyer
-                # receives, in a fixed order, so the adds do not wait on each other.
-                received_even = 0.0
-                received_odd = 0.0
-                e = first
-                while e + two <= stop:
-                    s = np.uint64(edge_seller[e])
-                    fill = granted_weight[s] * scale
-                    edge_fill[e] = fill
-                    seller_sold[s] += fill
-                    received_even += fill
-                    s = np.uint64(edge_seller[e + one])
-                    fill = granted_weight[s] * scale
-                    edge_fill[e + one] = fill
-                    seller_sold[s] += fill
-                    received_odd += fill
-                    e += two
-                if e < stop:
-                    s = np.uint64(edge_seller[e])
-                    fill = granted_weight[s] * scale
-                    edge_fill[e] = fill
-                    seller_sold[s] += fill
-                    received_even += fill
-                received = received_even + received_odd
-            elif scale > 0.0:
-                for e in range(first, stop):
-                    s = np.uint64(edge_seller[e])
-                    fill = granted_weight[s] * scale
-                    edge_fill[e] += fill
-                    seller_sold[s] += fill
-                    received += fill
-            elif buyer_exact[b]:
-                for e in range(first, stop):
-                    s = edge_seller[e]
-                    fill = edge_request[e] * fill_ratio[s]
-                    edge_fill[e] = fill if rounds_filled == 0 else edge_fill[e] + fill
-                    seller_sold[s] += fill
-                    received += fill
-            else:
-                if rounds_filled == 0:
-                    edge_fill[first:stop] = 0.0
-                continue
-            buyer_filled[b] += received
-            left = residual_demand[b] - received
-            if left <= RESIDUAL_RTOL * buyer_demand[b]:
-                left = 0.0
-            residual_demand[b] = left
-            round_total += received
-        rounds_filled += 1
-        if round_total <= 0.0:
-            break
-
-    if rounds_filled == 0:
+            continue
+        if not _exact_requests(
+            edge_seller,
+            log_price,
+            residual_capacity,
+            price_sensitivity,
+            demand_left,
+            first,
+            stop,
+            edge_request,
+        ):
+            buyer_cut_off[b] = True  # residual capacity never comes back within a call
+            continue
+        for e in range(first, stop):
+            exact_request[edge_seller[e]] += edge_request[e]
+        scale[b] = -1.0
+        any_request = True
+    if not any_request or max_rounds < 1:
         edge_fill[:] = 0.0
+        return edge_fill, seller_sold, seller_requested, buyer_filled, buyer_demand.copy()
+
+    # Round 1, rationing (every seller: sold-out ones have weight 0 and no exact requests).
+    selling = np.empty(n_sellers, dtype=np.int64)  # sellers with capacity, ascending
+    n_selling = 0
+    granted = granted_rows[0]
+    for s in range(n_sellers):
+        total_request = exact_request[s] + seller_weight[s] * seller_scale_sum[s]
+        seller_requested[s] = total_request
+        if residual_capacity[s] > 0.0:
+            selling[n_selling] = s
+            n_selling += 1
+        ratio = ration_seller(s, total_request, residual_capacity, seller_capacity)
+        fill_ratio[s] = ratio
+        granted[s] = seller_weight[s] * ratio
+        seller_sold[s] = granted[s] * seller_scale_sum[s] + ratio * exact_request[s]
+
+    # Round after round: receive and ask (buyers), then sum and ration (sellers still
+    # selling, through the edges sorted by seller, made here if not given).
+    row = 0  # the row of granted_rows / scale_rows holding this round
+    pending = 1  # rows whose fills are not yet in edge_fill
+    receiving = False  # whether the round in row pending - 1 is still to be received
+    for round_index in range(max_rounds):
+        if round_index > 0:
+            granted = granted_rows[row]
+            granted[:] = 0.0
+            seller_pass(
+                0,
+                n_selling,
+                selling,
+                seller_indptr,
+                slot_buyer,
+                slot_edge,
+                scale_rows[row],
+                edge_request,
+                seller_weight,
+                seller_capacity,
+                residual_capacity,
+                granted,
+                fill_ratio,
+                seller_sold,
+            )
+        if round_index + 1 == max_rounds:
+            receiving = True  # the last round is received as the fills are written
+            pending = row + 1
+            break
+        n_selling = next_round_sellers(
+            seller_weight, residual_capacity, selling, n_selling, next_weight
+        )
+        if n_selling == 0:
+            receiving = True  # nothing left to sell: this round is the last
+            pending = row + 1
+            break
+        next_row = row + 1
+        flushed = False
+        if next_row == kept:
+            write_fills(
+                0,
+                n_buyers,
+                False,
+                buyer_indptr,
+                edge_seller,
+                granted_rows,
+                scale_rows,
+                kept,
+                fill_ratio,
+                edge_request,
+                buyer_demand,
+                residual_demand,
+                buyer_filled,
+                fill_written,
+                edge_fill,
+            )
+            next_row = 0
+            flushed = True
+        n_received, n_asking = buyer_pass(
+            0,
+            n_buyers,
+            True,
+            buyer_indptr,
+            edge_seller,
+            log_price,
+            price_sensitivity,
+            granted_rows[row],
+            fill_ratio,
+            next_weight,
+            residual_capacity,
+            buyer_demand,
+            residual_demand,
+            buyer_filled,
+            buyer_cut_off,
+            scale_rows[row],
+            scale_rows[next_row],
+            edge_request,
+            fill_written,
+            edge_fill,
+        )
+        pending = 0 if flushed else row + 1
+        if n_received == 0 or n_asking == 0:
+            break  # the requests just made are dropped
+        row = next_row
+        if seller_indptr.shape[0] == 0:
+            seller_indptr, slot_buyer, slot_edge = seller_slots(
+                buyer_indptr, edge_seller, n_sellers
+            )
+    write_fills(
+        0,
+        n_buyers,
+        receiving,
+        buyer_indptr,
+        edge_seller,
+        granted_rows,
+        scale_rows,
+        pending,
+        fill_ratio,
+        edge_request,
+        buyer_demand,
+        residual_demand,
+        buyer_filled,
+        fill_written,
+        edge_fill,
+    )
+
     buyer_unfilled = np.zeros(n_buyers)
     for b in range(n_buyers):
         buyer_unfilled[b] = max(0.0, buyer_demand[b] - buyer_filled[b])
     return edge_fill, seller_sold, seller_requested, buyer_filled, buyer_unfilled
-
-
-@njit(cache=True)
-def _seller_logit_weights(seller_price, seller_capacity, price_sensitivity):
-    """Log prices and logit weights of sellers, relative to the cheapest seller with capacity.
-
-    ``w_s = exp(-price_sensitivity * (log p_s - min_{c_s > 0} log p))`` for sellers with
-    capacity ``c_s > 0``, else 0. Shared by the serial and parallel posted-price kernels, so
-    that both compute every weight with the same instructions.
-
-    Args:
-        seller_price: float64[n_sellers], posted prices (> 0).
-        seller_capacity: float64[n_sellers], units each seller can sell (>= 0).
-        price_sensitivity: float >= 0, logit coefficient on log price.
-
-    Returns:
-        ``(log_price, seller_weight)``, float64[n_sellers] each.
-    """
-    n_sellers = seller_price.shape[0]
-    log_price = np.empty(n_sellers)
-    cheapest_log_price = np.inf
-    for s in range(n_sellers):
-        log_price[s] = np.log(seller_price[s])
-        if seller_capacity[s] > 0.0 and log_price[s] < cheapest_log_price:
-            cheapest_log_price = log_price[s]
-    seller_weight = np.zeros(n_sellers)
-    for s in range(n_sellers):
-        if seller_capacity[s] > 0.0:
-            shift = log_price[s] - cheapest_log_price
-            seller_weight[s] = np.exp(-price_sensitivity * shift)
-    return log_price, seller_weight
-
-
-@njit(cache=True)
-def _exact_requests(
-    edge_seller,
-    log_price,
-    residual_capacity,
-    price_sensitivity,
-    demand_left,
-    first,
-    stop,
-    edge_request,
-):
-    """One buyer's requests with logit weights shifted by its own cheapest eligible seller.
-
-    The exact path of `posted_price_clear`, for a buyer whose shared weights sum below
-    ``SHARED_WEIGHT_FLOOR``: ``q_e = r_b * w_e / sum w`` with ``w_e = exp(-price_sensitivity *
-    (log p_s(e) - min_{eligible} log p))`` on edges to sellers with residual capacity, 0 on
-    the others. Shared by the serial and parallel kernels.
-
-    Args:
-        edge_seller: int64[n_edges], seller of each edge.
-        log_price: float64[n_sellers], log posted prices.
-        residual_capacity: float64[n_sellers], capacity left (units).
-        price_sensitivity: float >= 0, logit coefficient on log price.
-        demand_left: float > 0, the buyer's residual demand (units).
-        first: uint64, first edge of the buyer; stop: uint64, one past its last.
-        edge_request: float64[n_edges], written on the buyer's edges: units requested.
-
-    Returns:
-        bool, False if none of the buyer's sellers has capacity left (nothing written).
-    """
-    has_eligible = False
-    own_cheapest = 0.0
-    for e in range(first, stop):
-        s = edge_seller[e]
-        if residual_capacity[s] > 0.0 and (not has_eligible or log_price[s] < own_cheapest):
-            own_cheapest = log_price[s]
-            has_eligible = True
-    if not has_eligible:
-        return False
-    weight_total = 0.0
-    for e in range(first, stop):
-        s = edge_seller[e]
-        weight = 0.0
-        if residual_capacity[s] > 0.0:
-            weight = np.exp(-price_sensitivity * (log_price[s] - own_cheapest))
-        edge_request[e] = weight
-        weight_total += weight
-    for e in range(first, stop):
-        edge_request[e] = demand_left * edge_request[e] / weight_total
-    return True
-
-
-@njit(cache=True)
-def _weight_sum(edge_seller, seller_weight, first, stop):
-    """Sum of the weights of the sellers on a buyer's edges: ``sum_e seller_weight[s(e)]``.
-
-    Four partial sums in a fixed order, so that the adds do not wait on each other, and
-    unsigned indices, so that numba skips its negative-index wraparound check.
-
-    Args:
-        edge_seller: int64[n_edges], seller of each edge.
-        seller_weight: float64[n_sellers], weight of each seller.
-        first: uint64, first edge of the buyer.
-        stop: uint64, one past its last edge.
-
-    Returns:
-        float, the sum over edges ``first <= e < stop``.
-    """
-    one = np.uint64(1)
-    two = np.uint64(2)
-    three = np.uint64(3)
-    four = np.uint64(4)
-    part0 = 0.0
-    part1 = 0.0
-    part2 = 0.0
-    part3 = 0.0
-    e = first
-    while e + four <= stop:
-        part0 += seller_weight[np.uint64(edge_seller[e])]
-        part1 += seller_weight[np.uint64(edge_seller[e + one])]
-        part2 += seller_weight[np.uint64(edge_seller[e + two])]
-        part3 += seller_weight[np.uint64(edge_seller[e + three])]
-        e += four
-    while e < stop:
-        part0 += seller_weight[np.uint64(edge_seller[e])]
-        e += one
-    return (part0 + part1) + (part2 + part3)
 
 
 @njit(cache=True)

@@ -1,31 +1,21 @@
 """Parallel (``prange``) posted-price kernel, identical bit for bit to the serial one.
 
-`posted_price_clear_parallel` takes the arguments of `marketsim.markets.kernels.
-posted_price_clear` and returns the same floats, bit for bit, on any input: every float sum
-runs in the serial kernel's order. The sellers are split into contiguous groups, one per
-thread (`seller_groups`), each group keeping its edges in ascending order. After round 1's
-requests (a pass over buyers) and their rationing (a pass over groups), each round is two
-passes, each split over numba's threads:
-
-1. over buyers: this round's fill of each edge and what the buyer received, then the
-   buyer's requests for the next round (the sum of its sellers' logit weights and its scale
-   ``r_b / sum w``, or on the exact path its requests per edge);
-2. over seller groups: this round's sales of each seller, then the next round's requests
-   to it (summed over its edges in ascending order, the order in which the serial kernel
-   adds them) and its rationing.
-
-Two rounds' requests are kept at once (the round being filled, the next one). Where the
-serial kernel adds up over all buyers to decide whether to go on (did any buyer ask, did any
-receive), the parallel one counts buyers, an integer sum in any order; a sum of non-negative
-floats is positive exactly when one of its terms is. The per-buyer and per-seller work calls
-the serial kernel's own helpers (`_seller_logit_weights`, `_weight_sum`, `_exact_requests`)
-or copies of its loops, so each number is made by the same operations.
+`posted_price_clear_grouped` takes the arguments of `marketsim.markets.kernels.
+posted_price_clear` plus the market's seller groups (`seller_groups`) and returns the same
+floats, bit for bit, on any input. Both kernels run the same passes
+(`marketsim.markets.kernels_rounds`): the buyer passes (`buyer_pass`, `write_fills`) are the
+same functions, called here on slices of buyers, one per thread; round 1's requests use the
+serial kernel's helpers (`_weight_sum`, `_exact_requests`) buyer by buyer; the sums per
+seller run over seller groups, one per thread, each group keeping its edges in ascending
+order, so each seller adds its requests in the order the serial kernel does (by scattering
+in buyer order in round 1, by walking its edges sorted by seller later), and rations them
+with the same `ration_seller`. Where the serial kernel decides whether to go on (did any
+buyer ask, did any receive), both count buyers, an integer sum in any order.
 
 Threads: numba's default, ``NUMBA_NUM_THREADS`` (the number of cores unless set), or fewer
-with ``numba.set_num_threads``; the results do not depend on the number of threads or groups.
-The seller groups cost a few passes over the edges; a caller clearing the same market again
-keeps them (`marketsim.markets.mechanisms.seller_groups_for`) and calls
-`posted_price_clear_grouped`.
+with ``numba.set_num_threads``; the results do not depend on the number of threads, slices
+or groups. The seller groups cost a few passes over the edges; a caller clearing the same
+market again keeps them (`marketsim.markets.mechanisms.seller_groups_for`).
 """
 
 import numba
@@ -33,11 +23,17 @@ import numpy as np
 from numba import njit
 from numba import prange
 
-from marketsim.markets.kernels import RESIDUAL_RTOL
-from marketsim.markets.kernels import SHARED_WEIGHT_FLOOR
-from marketsim.markets.kernels import _exact_requests
-from marketsim.markets.kernels import _seller_logit_weights
-from marketsim.markets.kernels import _weight_sum
+from marketsim.markets.kernels_rounds import KEPT_ROUNDS
+from marketsim.markets.kernels_rounds import buyer_pass
+from marketsim.markets.kernels_rounds import ration_seller
+from marketsim.markets.kernels_rounds import write_fills
+from marketsim.markets.kernels_shared import SHARED_WEIGHT_FLOOR
+from marketsim.markets.kernels_shared import _exact_requests
+from marketsim.markets.kernels_shared import _seller_logit_weights
+from marketsim.markets.kernels_shared import _weight_sum
+
+BUYER_SLICES = 64
+"""Slices of buyers the buyer passes are split into (threads take them in turn)."""
 
 
 @njit(parallel=True, cache=True)
@@ -185,156 +181,157 @@ def posted_price_clear_grouped(
     )
     residual_capacity = seller_capacity.copy()
     residual_demand = buyer_demand.copy()
-    round_weight = np.empty(n_sellers)  # seller_weight, 0 where sold out, for the requests
-    granted_weight = np.empty(n_sellers)  # round weight times the fill ratio, for the fills
-    fill_ratio = np.empty(n_sellers)
-    exact_sum = np.empty(n_sellers)  # exact-path requests to each seller
-    scale_sum = np.empty(n_sellers)  # sum of r_b / sum(w) over shared-weight edges to s
+    kept = max(1, min(KEPT_ROUNDS, max_rounds))
+    granted_rows = np.zeros((kept, n_sellers))
+    scale_rows = np.zeros((kept, n_buyers))
+    fill_ratio = np.ones(n_sellers)
+    next_weight = np.zeros(n_sellers)
+    scale_sum = np.zeros(n_sellers)
+    exact_sum = np.zeros(n_sellers)
     seller_requested = np.zeros(n_sellers)
     seller_sold = np.zeros(n_sellers)
     buyer_filled = np.zeros(n_buyers)
-    buyer_cut_off = np.zeros(n_buyers, dtype=np.bool_)  # all its sellers sold out, for good
-    # Requests of two rounds at once (the round being filled and the next): by buyer, the
-    # scale r_b / sum of weights (request = weight * scale), whether its requests are exact,
-    # and the exact requests by edge (pages touched only where a buyer takes that path).
-    buyer_scale = np.zeros((2, n_buyers))
-    buyer_exact = np.zeros((2, n_buyers), dtype=np.bool_)
-    edge_request = np.empty((2, n_edges))
-    edge_fill = np.empty(n_edges)  # written in full in the first round that fills
-    rounds_filled = 0
+    buyer_cut_off = np.zeros(n_buyers, dtype=np.bool_)
+    fill_written = np.zeros(n_buyers, dtype=np.bool_)
+    edge_request = np.empty(n_edges)
+    edge_fill = np.empty(n_edges)
+    n_slices = max(1, min(n_buyers, BUYER_SLICES))
+    slice_start = _buyer_slices(buyer_indptr, n_slices)
 
-    # Round 1's requests and rationing; then, per round, one pass over buyers (this round's
-    # fills, the next round's requests) and one over seller groups (this round's sales, the
-    # next round's requests summed and rationed).
-    now = 0
-    ask_scale = buyer_scale[now]
-    ask_exact = buyer_exact[now]
-    ask_request = edge_request[now]
-    _round_weights(seller_weight, residual_capacity, round_weight)
+    # Round 1, requests
     n_asking = 0
-    for b in prange(n_buyers):
-        n_asking += _buyer_request(
-            b,
+    for c in prange(n_slices):
+        n_asking += _first_requests(
+            slice_start[c],
+            slice_start[c + 1],
             buyer_indptr,
             edge_seller,
             log_price,
-            round_weight,
+            seller_weight,
             residual_capacity,
             residual_demand,
             price_sensitivity,
-            ask_scale,
-            ask_exact,
+            scale_rows[0],
             buyer_cut_off,
-            ask_request,
+            edge_request,
         )
-    if n_asking > 0:
+    if n_asking == 0 or max_rounds < 1:
+        edge_fill[:] = 0.0
+        return edge_fill, seller_sold, seller_requested, buyer_filled, buyer_demand.copy()
+
+    row = 0
+    pending = 1
+    receiving = False
+    for round_index in range(max_rounds):
+        # requests summed per seller (group by group, edges ascending) and rationed
+        granted = granted_rows[row]
+        scale = scale_rows[row]
+        first_round = round_index == 0
         for g in prange(n_groups):
-            _group_pass(
+            _group_ration(
                 g,
-                False,
-                True,
-                True,
+                first_round,
                 group_sellers,
                 group_entries,
                 group_edge,
                 group_seller,
                 group_buyer,
-                ask_scale,
-                ask_exact,
-                ask_request,
-                granted_weight,
-                fill_ratio,
-                seller_sold,
-                ask_scale,
-                ask_exact,
-                ask_request,
-                round_weight,
+                scale,
+                edge_request,
+                seller_weight,
                 seller_capacity,
                 residual_capacity,
-                exact_sum,
                 scale_sum,
+                exact_sum,
+                granted,
+                fill_ratio,
+                seller_sold,
                 seller_requested,
             )
-    for round_index in range(max_rounds):
-        if n_asking == 0:
+        if round_index + 1 == max_rounds:
+            receiving = True
+            pending = row + 1
             break
-        ahead = 1 - now
-        asking = round_index + 1 < max_rounds
-        if asking:
-            _round_weights(seller_weight, residual_capacity, round_weight)
-        fill_scale = buyer_scale[now]
-        fill_exact = buyer_exact[now]
-        fill_request = edge_request[now]
-        ask_scale = buyer_scale[ahead]
-        ask_exact = buyer_exact[ahead]
-        ask_request = edge_request[ahead]
-        n_receiving = 0
+        n_selling = 0
+        for s in range(n_sellers):
+            next_weight[s] = seller_weight[s] if residual_capacity[s] > 0.0 else 0.0
+            n_selling += residual_capacity[s] > 0.0
+        if n_selling == 0:
+            receiving = True  # nothing left to sell: this round is the last
+            pending = row + 1
+            break
+        next_row = row + 1
+        flushed = False
+        if next_row == kept:
+            for c in prange(n_slices):
+                write_fills(
+                    slice_start[c],
+                    slice_start[c + 1],
+                    False,
+                    buyer_indptr,
+                    edge_seller,
+                    granted_rows,
+                    scale_rows,
+                    kept,
+                    fill_ratio,
+                    edge_request,
+                    buyer_demand,
+                    residual_demand,
+                    buyer_filled,
+                    fill_written,
+                    edge_fill,
+                )
+            next_row = 0
+            flushed = True
+        n_received = 0
         n_asking = 0
-        for b in prange(n_buyers):
-            n_receiving += _buyer_fill(
-                b,
-                rounds_filled,
+        for c in prange(n_slices):
+            got, asked = buyer_pass(
+                slice_start[c],
+                slice_start[c + 1],
+                True,
                 buyer_indptr,
                 edge_seller,
-                granted_weight,
+                log_price,
+                price_sensitivity,
+                granted_rows[row],
                 fill_ratio,
-                fill_scale,
-                fill_exact,
-                fill_request,
+                next_weight,
+                residual_capacity,
                 buyer_demand,
                 residual_demand,
                 buyer_filled,
+                buyer_cut_off,
+                scale_rows[row],
+                scale_rows[next_row],
+                edge_request,
+                fill_written,
                 edge_fill,
             )
-            if asking:
-                n_asking += _buyer_request(
-                    b,
-                    buyer_indptr,
-                    edge_seller,
-                    log_price,
-                    round_weight,
-                    residual_capacity,
-                    residual_demand,
-                    price_sensitivity,
-                    ask_scale,
-                    ask_exact,
-                    buyer_cut_off,
-                    ask_request,
-                )
-        rounds_filled += 1
-        if n_receiving == 0:
-            n_asking = 0  # the serial kernel stops after a round that fills nothing
-        for g in prange(n_groups):
-            _group_pass(
-                g,
-                True,
-                n_asking > 0,
-                False,
-                group_sellers,
-                group_entries,
-                group_edge,
-                group_seller,
-                group_buyer,
-                fill_scale,
-                fill_exact,
-                fill_request,
-                granted_weight,
-                fill_ratio,
-                seller_sold,
-                ask_scale,
-                ask_exact,
-                ask_request,
-                round_weight,
-                seller_capacity,
-                residual_capacity,
-                exact_sum,
-                scale_sum,
-                seller_requested,
-            )
-        now = ahead
-
-    if rounds_filled == 0:
-        edge_fill[:] = 0.0
+            n_received += got
+            n_asking += asked
+        pending = 0 if flushed else row + 1
+        if n_received == 0 or n_asking == 0:
+            break
+        row = next_row
+    for c in prange(n_slices):
+        write_fills(
+            slice_start[c],
+            slice_start[c + 1],
+            receiving,
+            buyer_indptr,
+            edge_seller,
+            granted_rows,
+            scale_rows,
+            pending,
+            fill_ratio,
+            edge_request,
+            buyer_demand,
+            residual_demand,
+            buyer_filled,
+            fill_written,
+            edge_fill,
+        )
     buyer_unfilled = np.zeros(n_buyers)
     for b in prange(n_buyers):
         buyer_unfilled[b] = max(0.0, buyer_demand[b] - buyer_filled[b])
@@ -342,213 +339,118 @@ def posted_price_clear_grouped(
 
 
 @njit(cache=True)
-def _round_weights(seller_weight, residual_capacity, round_weight):
-    """Logit weights for a round's requests: ``seller_weight``, 0 where sold out."""
-    for s in range(seller_weight.shape[0]):
-        round_weight[s] = seller_weight[s] if residual_capacity[s] > 0.0 else 0.0
+def _buyer_slices(buyer_indptr, n_slices):
+    """Buyer ranges with about as many edges each: slice ``c`` is
+    ``slice_start[c] <= b < slice_start[c + 1]``."""
+    n_buyers = buyer_indptr.shape[0] - 1
+    n_edges = buyer_indptr[n_buyers]
+    slice_start = np.empty(n_slices + 1, dtype=np.int64)
+    for c in range(n_slices + 1):
+        slice_start[c] = np.searchsorted(buyer_indptr[:n_buyers], (n_edges * c) // n_slices)
+    slice_start[0] = 0
+    slice_start[n_slices] = n_buyers
+    for c in range(1, n_slices + 1):
+        slice_start[c] = max(slice_start[c], slice_start[c - 1])
+    return slice_start
 
 
-@njit(cache=True, inline="always")
-def _buyer_request(
-    b,
+@njit(cache=True)
+def _first_requests(
+    lo,
+    hi,
     buyer_indptr,
     edge_seller,
     log_price,
-    round_weight,
+    seller_weight,
     residual_capacity,
     residual_demand,
     price_sensitivity,
-    buyer_scale,
-    buyer_exact,
+    scale,
     buyer_cut_off,
     edge_request,
 ):
-    """Pass 1 for buyer ``b``: its request scale, or its exact requests; 1 if it asks, else 0.
+    """Round 1's requests of buyers ``lo <= b < hi``, computed as the serial kernel does
+    (less the sums per seller): ``scale[b]`` is ``r_b / W_b``, -1 on the exact path (requests
+    in ``edge_request``) or 0. Returns how many of them ask."""
+    n_asking = 0
+    for b in range(lo, hi):
+        demand_left = residual_demand[b]
+        if demand_left <= 0.0:
+            continue
+        first = np.uint64(buyer_indptr[b])
+        stop = np.uint64(buyer_indptr[b + 1])
+        weight_total = _weight_sum(edge_seller, seller_weight, first, stop)
+        if weight_total >= SHARED_WEIGHT_FLOOR:
+            scale[b] = demand_left / weight_total
+            n_asking += 1
+            continue
+        if not _exact_requests(
+            edge_seller,
+            log_price,
+            residual_capacity,
+            price_sensitivity,
+            demand_left,
+            first,
+            stop,
+            edge_request,
+        ):
+            buyer_cut_off[b] = True
+            continue
+        scale[b] = -1.0
+        n_asking += 1
+    return n_asking
 
-    Writes ``buyer_scale[b]`` (0 unless on the shared-weight path), ``buyer_exact[b]``, and
-    on the exact path ``edge_request`` over its edges; sets ``buyer_cut_off[b]`` when none of
-    its sellers has capacity left. The serial kernel's request loop, less the sums per seller.
-    """
-    buyer_scale[b] = 0.0
-    buyer_exact[b] = False
-    demand_left = residual_demand[b]
-    if demand_left <= 0.0 or buyer_cut_off[b]:
-        return 0
-    first = np.uint64(buyer_indptr[b])
-    stop = np.uint64(buyer_indptr[b + 1])
-    weight_total = _weight_sum(edge_seller, round_weight, first, stop)
-    if weight_total >= SHARED_WEIGHT_FLOOR:
-        buyer_scale[b] = demand_left / weight_total
-        return 1
-    if not _exact_requests(
-        edge_seller,
-        log_price,
-        residual_capacity,
-        price_sensitivity,
-        demand_left,
-        first,
-        stop,
-        edge_request,
-    ):
-        buyer_cut_off[b] = True
-        return 0
-    buyer_exact[b] = True
-    return 1
 
-
-@njit(cache=True, inline="always")
-def _group_pass(
+@njit(cache=True)
+def _group_ration(
     g,
-    selling,
-    asking,
     first_round,
     group_sellers,
     group_entries,
     group_edge,
     group_seller,
     group_buyer,
-    fill_scale,
-    fill_exact,
-    fill_request,
-    granted_weight,
-    fill_ratio,
-    seller_sold,
-    ask_scale,
-    ask_exact,
-    ask_request,
-    round_weight,
+    scale,
+    edge_request,
+    seller_weight,
     seller_capacity,
     residual_capacity,
-    exact_sum,
     scale_sum,
+    exact_sum,
+    granted,
+    fill_ratio,
+    seller_sold,
     seller_requested,
 ):
-    """The seller pass for group ``g``: a round's sales, then the next round's rationing.
+    """Sum and ration the requests to group ``g``'s sellers, as the serial kernel does.
 
-    With ``selling``, the fills of the round just filled (``fill_*``, ``granted_weight``,
-    ``fill_ratio``) are added to its sellers' ``seller_sold``, each computed as the serial
-    kernel computes it. With ``asking``, the requests of the next round (``ask_*``) are
-    summed per seller, exact requests and shared-weight scales apart, and combined as the
-    serial kernel does (``exact + weight * sum of scales``; buyers that did not ask have a
-    scale of 0 and add nothing, ``x + 0.0 == x`` for ``x >= +0``); then each seller's fill
-    ratio, capacity left and granted weight are set (``seller_requested`` too in the
-    ``first_round``). Every sum runs over the group's edges in ascending order: the serial
-    kernel's order.
+    Each seller's scales and exact requests are added over its edges in ascending order
+    (the serial kernel's order); a seller with capacity is rationed by `ration_seller`
+    (round 1: every seller, recording its requests); the others keep granted weight 0.
     """
     first = np.uint64(group_entries[g, 0])
     stop = np.uint64(group_entries[g, 1])
-    if asking:
-        for s in range(group_sellers[g], group_sellers[g + 1]):
-            exact_sum[s] = 0.0
-            scale_sum[s] = 0.0
-    if selling and asking:
-        for k in range(first, stop):
-            b = np.uint64(group_buyer[k])
-            s = np.uint64(group_seller[k])
-            scale = fill_scale[b]
-            if scale > 0.0:
-                seller_sold[s] += granted_weight[s] * scale
-            elif fill_exact[b]:
-                seller_sold[s] += fill_request[np.uint64(group_edge[k])] * fill_ratio[s]
-            if ask_exact[b]:
-                exact_sum[s] += ask_request[np.uint64(group_edge[k])]
-            else:
-                scale_sum[s] += ask_scale[b]
-    elif selling:
-        for k in range(first, stop):
-            b = np.uint64(group_buyer[k])
-            scale = fill_scale[b]
-            if scale > 0.0:
-                s = np.uint64(group_seller[k])
-                seller_sold[s] += granted_weight[s] * scale
-            elif fill_exact[b]:
-                s = np.uint64(group_seller[k])
-                seller_sold[s] += fill_request[np.uint64(group_edge[k])] * fill_ratio[s]
-    elif asking:
-        for k in range(first, stop):
-            b = np.uint64(group_buyer[k])
-            if ask_exact[b]:
-                exact_sum[np.uint64(group_seller[k])] += ask_request[np.uint64(group_edge[k])]
-            else:
-                scale_sum[np.uint64(group_seller[k])] += ask_scale[b]
-    if not asking:
-        return
     for s in range(group_sellers[g], group_sellers[g + 1]):
-        total_request = exact_sum[s] + round_weight[s] * scale_sum[s]
+        scale_sum[s] = 0.0
+        exact_sum[s] = 0.0
+    for k in range(first, stop):
+        buyer_scale = scale[np.uint64(group_buyer[k])]
+        if buyer_scale > 0.0:
+            scale_sum[np.uint64(group_seller[k])] += buyer_scale
+        elif buyer_scale < 0.0:
+            exact_sum[np.uint64(group_seller[k])] += edge_request[np.uint64(group_edge[k])]
+    for s in range(group_sellers[g], group_sellers[g + 1]):
+        weight = seller_weight[s]
+        total_request = exact_sum[s] + weight * scale_sum[s]
         if first_round:
             seller_requested[s] = total_request
-        if total_request > residual_capacity[s]:
-            fill_ratio[s] = residual_capacity[s] / total_request
-            residual_capacity[s] = 0.0
+        elif not residual_capacity[s] > 0.0:
+            granted[s] = 0.0  # sold out: not visited by the serial kernel's seller pass
+            continue
+        ratio = ration_seller(s, total_request, residual_capacity, seller_capacity)
+        fill_ratio[s] = ratio
+        granted[s] = weight * ratio
+        if first_round:
+            seller_sold[s] = granted[s] * scale_sum[s] + ratio * exact_sum[s]
         else:
-            fill_ratio[s] = 1.0
-            left = residual_capacity[s] - total_request
-            if left <= RESIDUAL_RTOL * seller_capacity[s]:
-                left = 0.0
-            residual_capacity[s] = left
-        granted_weight[s] = round_weight[s] * fill_ratio[s]
-
-
-@njit(cache=True, inline="always")
-def _buyer_fill(
-    b,
-    rounds_filled,
-    buyer_indptr,
-    edge_seller,
-    granted_weight,
-    fill_ratio,
-    buyer_scale,
-    buyer_exact,
-    edge_request,
-    buyer_demand,
-    residual_demand,
-    buyer_filled,
-    edge_fill,
-):
-    """Pass 3 for buyer ``b``: its edges' fills and its residual demand; 1 if it received
-    anything, else 0. The serial kernel's fill loop (the same partial sums), less the sales
-    per seller."""
-    first = np.uint64(buyer_indptr[b])
-    stop = np.uint64(buyer_indptr[b + 1])
-    one = np.uint64(1)
-    two = np.uint64(2)
-    scale = buyer_scale[b]
-    received = 0.0
-    if scale > 0.0 and rounds_filled == 0:
-        received_even = 0.0
-        received_odd = 0.0
-        e = first
-        while e + two <= stop:
-            fill = granted_weight[np.uint64(edge_seller[e])] * scale
-            edge_fill[e] = fill
-            received_even += fill
-            fill = granted_weight[np.uint64(edge_seller[e + one])] * scale
-            edge_fill[e + one] = fill
-            received_odd += fill
-            e += two
-        if e < stop:
-            fill = granted_weight[np.uint64(edge_seller[e])] * scale
-            edge_fill[e] = fill
-            received_even += fill
-        received = received_even + received_odd
-    elif scale > 0.0:
-        for e in range(first, stop):
-            fill = granted_weight[np.uint64(edge_seller[e])] * scale
-            edge_fill[e] += fill
-            received += fill
-    elif buyer_exact[b]:
-        for e in range(first, stop):
-            fill = edge_request[e] * fill_ratio[edge_seller[e]]
-            edge_fill[e] = fill if rounds_filled == 0 else edge_fill[e] + fill
-            received += fill
-    else:
-        if rounds_filled == 0:
-            for e in range(first, stop):
-                edge_fill[e] = 0.0
-        return 0
-    buyer_filled[b] += received
-    left = residual_demand[b] - received
-    if left <= RESIDUAL_RTOL * buyer_demand[b]:
-        left = 0.0
-    residual_demand[b] = left
-    return 1 if received > 0.0 else 0
+            seller_sold[s] += granted[s] * scale_sum[s] + ratio * exact_sum[s]

@@ -7,6 +7,9 @@
   counted as if every connected seller could sell, so a seller with no capacity still sees
   the demand it is missing. That count runs the kernel again (one round) only over the
   buyers whose requests it can change (`notional_requests`).
+  The market's edges sorted by seller, which the kernel's later rounds walk
+  (`kernels_rounds.seller_slots`), are kept from step to step while the market's edges stay
+  the same arrays (`seller_slots_for`).
   With ``[engine] parallel_kernels`` on, a market of at least ``PARALLEL_MIN_EDGES`` open
   edges is cleared by the parallel kernel (`kernels_parallel`), whose results are identical
   bit for bit; its seller groups are kept from step to step while the market's edges stay
@@ -29,8 +32,10 @@ from numba import njit
 from marketsim.markets.edges import buyer_edge_values
 from marketsim.markets.kernels import call_auction
 from marketsim.markets.kernels import posted_price_clear
+from marketsim.markets.kernels import posted_price_clear_indexed
 from marketsim.markets.kernels_parallel import posted_price_clear_grouped
 from marketsim.markets.kernels_parallel import seller_groups
+from marketsim.markets.kernels_rounds import seller_slots
 from marketsim.markets.market import ClearingOutcome
 from marketsim.markets.market import MarketBook
 from marketsim.markets.market import MechanismSpec
@@ -56,26 +61,49 @@ cores the parallel kernel paid (1.0-1.5x) from about a million edges, and at 100
 as often slower as faster (benchmarks/README.md)."""
 
 _SELLER_GROUPS: dict[int, tuple] = {}
-"""``id(edge_seller)`` -> (weak reference to its ``indptr``, n_sellers, n_groups, groups)."""
+_SELLER_SLOTS: dict[int, tuple] = {}
+
+
+def _kept_for(cache: dict, indptr: np.ndarray, edge_seller: np.ndarray, key_extra, make):
+    """``make()`` for these edge arrays, kept while the same arrays come back (as
+    `MarketBook.open_edges` returns them from step to step) and dropped with them.
+
+    Like ``open_edges``, this treats the edge arrays as never changed in place.
+    """
+    key = id(edge_seller)
+    entry = cache.get(key)
+    if entry is not None and entry[0]() is indptr and entry[1] == key_extra:
+        return entry[2]
+    made = make()
+    if entry is None:
+        weakref.finalize(edge_seller, cache.pop, key, None)
+    cache[key] = (weakref.ref(indptr), key_extra, made)
+    return made
 
 
 def seller_groups_for(indptr: np.ndarray, edge_seller: np.ndarray, n_sellers: int) -> tuple:
     """`kernels_parallel.seller_groups` of a market's edges, one group per numba thread,
-    kept while the same ``indptr`` and ``edge_seller`` arrays come back (as
-    `MarketBook.open_edges` returns them from step to step) and dropped with the arrays.
-
-    Like ``open_edges``, this treats the edge arrays as never changed in place.
-    """
+    kept from step to step (`_kept_for`)."""
     n_groups = max(1, numba.get_num_threads())
-    key = id(edge_seller)
-    entry = _SELLER_GROUPS.get(key)
-    if entry is not None and entry[0]() is indptr and entry[1:3] == (n_sellers, n_groups):
-        return entry[3]
-    groups = seller_groups(indptr, edge_seller, n_sellers, n_groups)
-    if entry is None:
-        weakref.finalize(edge_seller, _SELLER_GROUPS.pop, key, None)
-    _SELLER_GROUPS[key] = (weakref.ref(indptr), n_sellers, n_groups, groups)
-    return groups
+    return _kept_for(
+        _SELLER_GROUPS,
+        indptr,
+        edge_seller,
+        (n_sellers, n_groups),
+        lambda: seller_groups(indptr, edge_seller, n_sellers, n_groups),
+    )
+
+
+def seller_slots_for(indptr: np.ndarray, edge_seller: np.ndarray, n_sellers: int) -> tuple:
+    """`kernels_rounds.seller_slots` of a market's edges (sorted by seller), kept from step
+    to step (`_kept_for`)."""
+    return _kept_for(
+        _SELLER_SLOTS,
+        indptr,
+        edge_seller,
+        n_sellers,
+        lambda: seller_slots(indptr, edge_seller, n_sellers),
+    )
 
 
 def clear_posted_price(book: MarketBook, params: dict[str, Any]) -> ClearingOutcome:
@@ -91,6 +119,9 @@ def clear_posted_price(book: MarketBook, params: dict[str, Any]) -> ClearingOutc
     if params.get(PARALLEL_KERNELS, False) and len(edge_seller) >= PARALLEL_MIN_EDGES:
         groups = seller_groups_for(indptr, edge_seller, book.n_sellers)
         cleared = posted_price_clear_grouped(indptr, edge_seller, *groups, *market)
+    elif market[-1] > 1:
+        slots = seller_slots_for(indptr, edge_seller, book.n_sellers)
+        cleared = posted_price_clear_indexed(indptr, edge_seller, *slots, *market)
     else:
         cleared = posted_price_clear(indptr, edge_seller, *market)
     edge_fill, sold, requested, filled, unfilled = cleared
