@@ -21,7 +21,8 @@ What is here, by topic (docs/plugins.md, "The plugin API", has one line per name
 - goods, markets and mechanisms: `GoodSpec`, `MechanismSpec`, `Market`, `MarketBook`,
   `ClearingOutcome`, the built-in mechanisms `POSTED_PRICE` and `CALL_AUCTION` with their
   clearing functions `clear_posted_price` and `clear_call_auction`;
-- pricing and clearing kernels (numba): `posted_price_clear`, `tatonnement_price`,
+- pricing and clearing kernels (numba): `posted_price_clear` (and `posted_price_clear_indexed`
+  with `seller_slots`), `tatonnement_price`,
   `lerner_scarcity_price`, `call_auction`, the capital market's belief map
   `brock_hommes_step`, and the price rule built on them
   (`competition_params`, `lerner_scarcity_target`, `partial_adjustment`, `smoothed_shares`,
@@ -68,7 +69,9 @@ from marketsim.markets.beliefs import brock_hommes_step
 from marketsim.markets.kernels import call_auction
 from marketsim.markets.kernels import lerner_scarcity_price
 from marketsim.markets.kernels import posted_price_clear
+from marketsim.markets.kernels import posted_price_clear_indexed
 from marketsim.markets.kernels import tatonnement_price
+from marketsim.markets.kernels_rounds import seller_slots
 from marketsim.markets.market import ClearingOutcome
 from marketsim.markets.market import GoodSpec
 from marketsim.markets.market import Market
@@ -114,7 +117,7 @@ from marketsim.sectors.vendor import EquipmentVendor
 from marketsim.sectors.vendor import initial_capacity
 from marketsim.sectors.vendor import vendor_params
 
-API_VERSION = "1.1.0"
+API_VERSION = "1.2.0"
 """Version of this API (semver): names in `__all__` are stable within a major version."""
 
 FLOWS: tuple[str, ...] = Flows.NAMES
@@ -289,9 +292,11 @@ __all__ = [
     "outside_account_index",
     "partial_adjustment",
     "posted_price_clear",
+    "posted_price_clear_indexed",
     "ratio",
     "require_api",
     "run",
+    "seller_slots",
     "shift_pipeline",
     "smooth",
     "smoothed_shares",
