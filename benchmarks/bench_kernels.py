@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from marketsim.markets import kernels  # noqa: E402
 from marketsim.markets import kernels_parallel  # noqa: E402
 from marketsim.markets import reference  # noqa: E402
+from marketsim.markets.kernels_rounds import seller_slots  # noqa: E402
 
 EDGES_PER_BUYER = 20
 EDGES_PER_SELLER = 500
@@ -113,6 +114,14 @@ def numpy_posted_price_one_round(
     return edge_fill, seller_sold, seller_requested, buyer_filled, buyer_unfilled
 
 
+def indexed_kernel_args(market: tuple, max_rounds: int) -> tuple:
+    """``posted_price_clear_indexed`` arguments: the market with its edges sorted by seller
+    (`seller_slots`, made here, as the mechanism makes them once per supply graph)."""
+    indptr, edge_seller, price = market[:3]
+    slots = seller_slots(indptr, edge_seller, len(price))
+    return (indptr, edge_seller, *slots, *market[2:], max_rounds)
+
+
 def best_time(function, args: tuple, repeats: int) -> tuple[float, object]:
     """Best wall time in seconds of ``function(*args)`` over ``repeats`` calls, and its result."""
     best = float("inf")
@@ -135,7 +144,10 @@ def bench_posted_price(
 ) -> dict:
     """Time the posted-price kernel, its numpy version and its reference on one market.
 
-    The numpy version does one round only, so it is timed only when ``max_rounds == 1``.
+    The kernel is timed as the model calls it: given the market's edges sorted by seller,
+    made beforehand (`posted_price_clear_indexed`; the mechanism keeps them from step to
+    step); making them is timed apart (``slots_s``, once per supply graph in a run). The
+    numpy version does one round only, so it is timed only when ``max_rounds == 1``.
     Outputs are checked to agree (1e-9) before the timings are returned.
 
     Args:
@@ -151,8 +163,12 @@ def bench_posted_price(
     """
     market = random_market(n_edges)
     kernel_args = (*market, max_rounds)
-    kernels.posted_price_clear(*kernel_args)  # warm-up: compile or load from cache
-    kernel_s, kernel_out = best_time(kernels.posted_price_clear, kernel_args, kernel_repeats)
+    indexed_args = indexed_kernel_args(market, max_rounds)
+    kernels.posted_price_clear_indexed(*indexed_args)  # warm-up: compile or load from cache
+    kernel_s, kernel_out = best_time(
+        kernels.posted_price_clear_indexed, indexed_args, kernel_repeats
+    )
+    slots_s, _ = best_time(seller_slots, (*market[:2], len(market[2])), kernel_repeats)
     scale = float(market[4].sum())
     numpy_s = float("nan")
     if max_rounds == 1:
@@ -168,9 +184,11 @@ def bench_posted_price(
         "n_sellers": len(market[2]),
         "max_rounds": max_rounds,
         "kernel_s": kernel_s,
+        "slots_s": slots_s,
         "numpy_s": numpy_s,
         "reference_s": reference_s,
         "kernel_ns_per_edge": kernel_s / n_edges * 1e9,
+        "slots_ns_per_edge": slots_s / n_edges * 1e9,
         "numpy_ns_per_edge": numpy_s / n_edges * 1e9,
         "reference_ns_per_edge": reference_s / n_edges * 1e9,
         "reference_over_kernel": reference_s / kernel_s,
@@ -179,7 +197,8 @@ def bench_posted_price(
 
 
 POSTED_PRICE_HEADER = (
-    f"{'edges':>9} {'buyers':>7} {'sellers':>7} {'rounds':>6} {'kernel':>7} {'numpy':>7}"
+    f"{'edges':>9} {'buyers':>7} {'sellers':>7} {'rounds':>6} {'kernel':>7} {'slots':>6}"
+    f" {'numpy':>7}"
     f" {'reference':>9} {'ref/kernel':>10} {'numpy/kernel':>12}"
 )
 
@@ -191,7 +210,8 @@ def format_posted_price(row: dict) -> str:
     numpy_ratio = f"{row['numpy_over_kernel']:>11.1f}x" if timed_numpy else f"{'-':>12}"
     return (
         f"{row['n_edges']:>9,d} {row['n_buyers']:>7,d} {row['n_sellers']:>7,d}"
-        f" {row['max_rounds']:>6d} {row['kernel_ns_per_edge']:>7.2f} {numpy_ns}"
+        f" {row['max_rounds']:>6d} {row['kernel_ns_per_edge']:>7.2f}"
+        f" {row['slots_ns_per_edge']:>6.2f} {numpy_ns}"
         f" {row['reference_ns_per_edge']:>9.1f} {row['reference_over_kernel']:>9.0f}x"
         f" {numpy_ratio}"
     )
@@ -200,8 +220,9 @@ def format_posted_price(row: dict) -> str:
 def bench_parallel(n_edges: int, max_rounds: int = 1, repeats: int = 7) -> dict:
     """Time the serial and the parallel posted-price kernels on one random market.
 
-    The parallel kernel is timed as the model calls it, with the market's seller groups made
-    beforehand and kept (``posted_price_clear_grouped``); making the groups is timed apart
+    Both are timed as the model calls them: the serial kernel with the market's edges sorted
+    by seller made beforehand, the parallel kernel with its seller groups made beforehand and
+    kept (``posted_price_clear_grouped``); making the groups is timed apart
     (``groups_s``, paid once per supply graph in a run). Wall times, best of ``repeats``
     calls after a warm-up call; the results are checked identical bit for bit first.
 
@@ -220,7 +241,9 @@ def bench_parallel(n_edges: int, max_rounds: int = 1, repeats: int = 7) -> dict:
     )
     for got, want in zip(parallel_out, serial_out, strict=True):
         assert got.tobytes() == want.tobytes(), "parallel kernel differs from the serial one"
-    serial_s, _ = best_time(kernels.posted_price_clear, args, repeats)
+    serial_s, _ = best_time(
+        kernels.posted_price_clear_indexed, indexed_kernel_args(market, max_rounds), repeats
+    )
     parallel_s, _ = best_time(
         kernels_parallel.posted_price_clear_grouped,
         (indptr, edge_seller, *groups, *args[2:]),

@@ -21,8 +21,10 @@ covers its whole call, allocating its outputs included.
 ``bench_kernels.py`` with each buyer's duplicate edges dropped: in the model a buyer links a
 seller at most once), clears it with the Mesa model, the serial kernel and the parallel
 kernel, checks the results agree, and returns the timings and ratios. The parallel kernel is
-timed as the model runs it (``[engine] parallel_kernels``): with the market's seller groups
-made once beforehand (`kernels_parallel.seller_groups`, kept from step to step in a run).
+timed as the model runs them: the serial kernel with the market's edges sorted by seller
+made once beforehand (`kernels_rounds.seller_slots`, `posted_price_clear_indexed`), the
+parallel one (``[engine] parallel_kernels``) with its seller groups made once beforehand
+(`kernels_parallel.seller_groups`); the model keeps both from step to step.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ from bench_kernels import random_market  # noqa: E402
 from marketsim.markets import kernels  # noqa: E402
 from marketsim.markets import kernels_parallel  # noqa: E402
 from marketsim.markets.kernels import RESIDUAL_RTOL  # noqa: E402
+from marketsim.markets.kernels_rounds import seller_slots  # noqa: E402
 
 
 class SellerAgent(mesa.Agent):
@@ -267,10 +270,14 @@ def mesa_vs_kernel(
     groups = kernels_parallel.seller_groups(
         market[0], market[1], len(market[2]), numba.get_num_threads()
     )
+    slots = seller_slots(market[0], market[1], len(market[2]))
     parallel_args = (market[0], market[1], *groups, *args[2:])
-    kernels.posted_price_clear(*args)  # warm-up: compile or load from cache
+    serial_args = (market[0], market[1], *slots, *args[2:])
+    kernels.posted_price_clear_indexed(*serial_args)  # warm-up: compile or load from cache
     kernels_parallel.posted_price_clear_grouped(*parallel_args)
-    kernel_s, kernel_out = best_time(kernels.posted_price_clear, args, kernel_repeats)
+    kernel_s, kernel_out = best_time(
+        kernels.posted_price_clear_indexed, serial_args, kernel_repeats
+    )
     parallel_s, parallel_out = best_time(
         kernels_parallel.posted_price_clear_grouped, parallel_args, kernel_repeats
     )
