@@ -328,9 +328,9 @@ def write_fills(
     (exact-path fills, or rows written before), written otherwise; ``fill_written`` is then
     set, so every edge of these buyers has been written. With ``receiving``, the round in
     row ``rows - 1`` has not been received yet: each buyer first takes it, as `buyer_pass`
-    does (its sellers' granted weights summed as `_weight_sum` adds, or, with one kept row
-    and nothing written yet, in two partial sums in the loop that writes), without asking
-    again.
+    does (its sellers' granted weights summed as `_weight_sum` adds, or, with one or three
+    kept rows and nothing written yet, in two partial sums in the loop that writes), without
+    asking again.
     """
     last = max(rows - 1, 0)
     # the rows as 1-d views, made once (a view made per buyer costs as much as its edges)
@@ -381,6 +381,37 @@ def write_fills(
             if e < stop:
                 g = granted0[np.uint64(edge_seller[e])]
                 edge_fill[e] = g * buyer_scale
+                granted_even += g
+            received = buyer_scale * (granted_even + granted_odd)
+            buyer_filled[b] += received
+            left = residual_demand[b] - received
+            if left <= RESIDUAL_RTOL * buyer_demand[b]:
+                left = 0.0
+            residual_demand[b] = left
+            continue
+        elif buyer_scale > 0.0 and rows == 3 and not fill_written[b]:
+            # three rounds (the model's default): the same, round 3's receipt summed with
+            # the writes
+            fill_written[b] = True
+            scale0 = max(scales0[b], 0.0)
+            scale1 = max(scales1[b], 0.0)
+            granted_even = 0.0
+            granted_odd = 0.0
+            e = first
+            while e + two <= stop:
+                s = np.uint64(edge_seller[e])
+                g = granted2[s]
+                edge_fill[e] = granted0[s] * scale0 + granted1[s] * scale1 + g * buyer_scale
+                granted_even += g
+                s = np.uint64(edge_seller[e + one])
+                g = granted2[s]
+                edge_fill[e + one] = granted0[s] * scale0 + granted1[s] * scale1 + g * buyer_scale
+                granted_odd += g
+                e += two
+            if e < stop:
+                s = np.uint64(edge_seller[e])
+                g = granted2[s]
+                edge_fill[e] = granted0[s] * scale0 + granted1[s] * scale1 + g * buyer_scale
                 granted_even += g
             received = buyer_scale * (granted_even + granted_odd)
             buyer_filled[b] += received
