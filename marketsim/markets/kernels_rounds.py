@@ -343,6 +343,7 @@ def write_fills(
     scales0 = scale_rows[0]
     scales1 = scale_rows[min(1, top)]
     scales2 = scale_rows[min(2, top)]
+    buyer_scales = np.empty(max(rows, 1))  # a buyer's scales, for four rows or more
     one = np.uint64(1)
     two = np.uint64(2)
     for b in range(lo, hi):
@@ -466,11 +467,13 @@ def write_fills(
                         granted0[s] * scale0 + granted1[s] * scale1 + granted2[s] * scale2
                     )
         else:
+            for j in range(rows):
+                buyer_scales[j] = max(scale_rows[j, b], 0.0)
             for e in range(first, stop):
                 s = np.uint64(edge_seller[e])
                 fill = 0.0
                 for j in range(rows):
-                    fill += granted_rows[j, s] * max(scale_rows[j, b], 0.0)
+                    fill += granted_rows[j, s] * buyer_scales[j]
                 edge_fill[e] = edge_fill[e] + fill if written else fill
 
 
