@@ -178,7 +178,9 @@ BYTES_PER_SEGMENT = 2**10
 and its Mesa agent if ``model.agents`` is read (about 350 B; a run never makes it)."""
 BYTES_PER_EDGE = 128
 """A supply-graph edge: the drawn arrays and its market's CSR entry and per-edge buffers (82 B
-measured between 10.6M and 20.7M edges of full_resolution.toml; no networkx graph is built)."""
+measured between 10.6M and 20.7M edges of full_resolution.toml; no networkx graph is built),
+plus its entry in the market's edges sorted by seller that the posted-price kernel keeps (two
+int64: the peak of a full_resolution run rose by 18 B per edge, 1.46 to 1.64 GB)."""
 BYTES_PER_STEP_RECORD = 16 * 2**10
 """One step of one replication in the results tables (11-12 KB measured)."""
 BYTES_PER_FIRM_ROW = 2**10
