@@ -497,8 +497,9 @@ def check_size(
     the supply graph's, when read from ``[graph] file``).
 
     Raises:
-        ExperimentError: on the key that contributes most (``agents``, ``experiment`` or
-            ``output.firm_level``), with the counts and the estimate.
+        ExperimentError: on the key that contributes most (``agents`` or ``experiment``; the
+            firm-level rows of one step never cost more than the members' own state), with
+            the counts and the estimate.
     """
     size = estimate_size(config, components.sectors, edges)
     if size.bytes > MEMORY_BUDGET_BYTES:

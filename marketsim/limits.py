@@ -184,7 +184,8 @@ int64: the peak of a full_resolution run rose by 18 B per edge, 1.46 to 1.64 GB)
 BYTES_PER_STEP_RECORD = 16 * 2**10
 """One step of one replication in the results tables (11-12 KB measured)."""
 BYTES_PER_FIRM_ROW = 2**10
-"""One row of firms.parquet while it is assembled (620 B measured)."""
+"""One row of firms.parquet while it is assembled (620 B measured). The rows stream to disk a
+step at a time (`marketsim.firm_output`), so a run holds one step's rows."""
 
 
 @dataclass(frozen=True)
@@ -197,8 +198,9 @@ class SizeEstimate:
         edges: supply-graph edges, at most: each buyer links to ``buyer_degree`` sellers of
             each good it buys (all of them if fewer), and each seller to at most one more.
         step_records: steps times replications, each one row group of the results tables.
-        firm_rows: rows of firms.parquet (members times steps times replications), 0 unless
-            ``[output] firm_level`` is true.
+        firm_rows: rows of firms.parquet held in memory at once, 0 unless ``[output]
+            firm_level`` is true: one step's (every member), since each step's rows are
+            written out as one row group before the next step runs.
     """
 
     firms: int
@@ -231,7 +233,7 @@ class SizeEstimate:
             f"{self.step_records:,} steps x replications",
         ]
         if self.firm_rows:
-            parts.append(f"{self.firm_rows:,} firm-level rows")
+            parts.append(f"{self.firm_rows:,} firm-level rows a step")
         return f"{', '.join(parts)}: about {self.bytes / 2**30:.1f} GiB"
 
 
@@ -267,4 +269,4 @@ def estimate_size(
     edges = edges if edges is not None else drawn
     runs = int(config["experiment"]["steps"]) * int(config["experiment"]["replications"])
     firm_level = bool(config.get("output", {}).get("firm_level", False))
-    return SizeEstimate(firms, segments, edges, runs, (firms + segments) * runs * firm_level)
+    return SizeEstimate(firms, segments, edges, runs, (firms + segments) * firm_level)

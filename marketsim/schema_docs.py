@@ -218,8 +218,10 @@ def bounds_section(schemas: list[TableSchema]) -> str:
         f"{_kib(limits.BYTES_PER_SEGMENT)} per end-market segment + "
         f"{limits.BYTES_PER_EDGE} B per supply-graph edge + "
         f"{_kib(limits.BYTES_PER_STEP_RECORD)} per step and replication (+ "
-        f"{_kib(limits.BYTES_PER_FIRM_ROW)} per firm, step and replication with "
-        "`[output] firm_level = true`). Edges are counted at most: each buyer links to "
+        f"{_kib(limits.BYTES_PER_FIRM_ROW)} per member with "
+        "`[output] firm_level = true`: the firm-level rows stream to disk a step at a time, "
+        "so a run holds one step's rows, whatever the steps and replications). Edges are "
+        "counted at most: each buyer links to "
         "`buyer_degree` sellers of each good it buys (all of them if fewer), and each seller "
         "to at most one more buyer. The costs were measured as the peak resident memory of "
         "short runs of the baseline, raising one count at a time (Python 3.11): "
@@ -229,8 +231,8 @@ def bounds_section(schemas: list[TableSchema]) -> str:
         "is made) and 82 B per edge (both measured on experiments/full_resolution.toml, "
         "varying the buyers and the edges); 11-12 KB per "
         "step and replication of results; 620 B per firm-level row. Each is rounded up. For "
-        f"example {_size_example()}. The error names the key that costs most (`agents`, "
-        "`experiment` for steps x replications, `output.firm_level`).",
+        f"example {_size_example()}. The error names the key that costs most (`agents`, or "
+        "`experiment` for steps x replications).",
         "",
         "**Numbers.** Every number of the built-in tables has a finite range (the `valid` "
         "column above); by unit, the largest value allowed and why:",

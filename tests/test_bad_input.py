@@ -287,18 +287,6 @@ CASES = {
         steps=None,
         args=["--set", "experiment.steps=100000", "--set", "experiment.replications=10000"],
     ),
-    "firm_level_rows_beyond_budget": Case(
-        "",
-        ["output.firm_level: expected an experiment that fits in 8 GiB", "firm-level rows"],
-        args=[
-            "--set",
-            "agents.end_demand.count=1000000",
-            "--set",
-            "output.firm_level=true",
-            "--set",
-            "experiment.steps=120",
-        ],
-    ),
     # --- bounds: magnitudes and integers (issue items 6 and 12) ---
     "collateral_sensitivity_1e100": Case(
         "",

@@ -394,3 +394,20 @@ def test_a_study_streams_each_tasks_firm_part_identically_on_any_worker_count(
     assert frame["scenario"].unique().tolist() == ["baseline"]
     runs = marketsim.read_study(tmp_path / "out1").runs("firms")
     assert len(runs) == 4 * len(frame)
+
+
+def test_the_memory_check_counts_one_step_of_firm_rows():
+    """The rows stream to disk a step at a time, so the memory check charges one step of
+    them: full resolution with firm-level output for ten years fits the budget (it was
+    refused at "about 125 GiB"), and more steps or replications add nothing for them."""
+    from marketsim import limits
+    from marketsim.experiment import load_experiment
+
+    path = ROOT / "experiments" / "full_resolution.toml"
+    ten_years = load_experiment(path, [FIRM_LEVEL, "experiment.steps=120"])
+    size = limits.estimate_size(ten_years.config, ten_years.components.sectors)
+    members = sum(table["count"] for table in ten_years.config["agents"].values())
+    assert size.firm_rows == members
+    assert size.bytes < limits.MEMORY_BUDGET_BYTES
+    more = load_experiment(path, [FIRM_LEVEL, "experiment.steps=1200", "experiment.replications=4"])
+    assert limits.estimate_size(more.config, more.components.sectors).firm_rows == members
