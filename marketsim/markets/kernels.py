@@ -248,7 +248,9 @@ def _posted_price_clear(
         if residual_capacity[s] > 0.0:
             selling[n_selling] = s
             n_selling += 1
-        ratio = ration_seller(s, total_request, residual_capacity, seller_capacity)
+        ratio, residual_capacity[s] = ration_seller(
+            total_request, residual_capacity[s], seller_capacity[s]
+        )
         fill_ratio[s] = ratio
         granted[s] = seller_weight[s] * ratio
         seller_sold[s] = granted[s] * seller_scale_sum[s] + ratio * exact_request[s]

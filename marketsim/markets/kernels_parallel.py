@@ -447,7 +447,9 @@ def _group_ration(
         elif not residual_capacity[s] > 0.0:
             granted[s] = 0.0  # sold out: not visited by the serial kernel's seller pass
             continue
-        ratio = ration_seller(s, total_request, residual_capacity, seller_capacity)
+        ratio, residual_capacity[s] = ration_seller(
+            total_request, residual_capacity[s], seller_capacity[s]
+        )
         fill_ratio[s] = ratio
         granted[s] = weight * ratio
         if first_round:

@@ -98,22 +98,20 @@ def seller_slots_reference(buyer_indptr, edge_seller, n_sellers: int) -> tuple:
 
 
 @njit(cache=True)
-def ration_seller(s, total_request, residual_capacity, seller_capacity):
-    """Ration seller ``s``'s requests: its fill ratio; its residual capacity is updated.
+def ration_seller(total_request, capacity_left, starting_capacity):
+    """Ration a seller's requests: ``(fill ratio, capacity left after)``.
 
     Asked for more than it has, it fills every request in the same proportion and is sold
     out; otherwise it fills them all and keeps the rest, rounding dust (at most
-    ``RESIDUAL_RTOL`` of its starting capacity) counted as none.
+    ``RESIDUAL_RTOL`` of its starting capacity) counted as none. Scalars only, so the call
+    costs nothing once compiled into the caller's loop.
     """
-    if total_request > residual_capacity[s]:
-        ratio = residual_capacity[s] / total_request
-        residual_capacity[s] = 0.0
-        return ratio
-    left = residual_capacity[s] - total_request
-    if left <= RESIDUAL_RTOL * seller_capacity[s]:
+    if total_request > capacity_left:
+        return capacity_left / total_request, 0.0
+    left = capacity_left - total_request
+    if left <= RESIDUAL_RTOL * starting_capacity:
         left = 0.0
-    residual_capacity[s] = left
-    return 1.0
+    return 1.0, left
 
 
 @njit(cache=True)
@@ -165,8 +163,8 @@ def seller_pass(
             elif buyer_scale < 0.0:
                 exact_total += edge_request[np.uint64(slot_edge[k])]
         weight = seller_weight[s]
-        ratio = ration_seller(
-            s, exact_total + weight * scale_total, residual_capacity, seller_capacity
+        ratio, residual_capacity[s] = ration_seller(
+            exact_total + weight * scale_total, residual_capacity[s], seller_capacity[s]
         )
         fill_ratio[s] = ratio
         granted[s] = weight * ratio
