@@ -3,12 +3,14 @@
 `kernels_rounds.seller_slots` against its numpy twin; the kernel given the sorted edges
 (`posted_price_clear_indexed`) against the one that sorts them itself, bit for bit; clearings
 of many rounds (the kept fills written out every `KEPT_ROUNDS` rounds) against the reference
-twin, serial and parallel; and the mechanism keeping the sorted edges from step to step.
+twin, serial and parallel; and the mechanism keeping the sorted edges and the seller groups
+from step to step.
 """
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
@@ -92,14 +94,22 @@ def test_cascading_market_trades_in_later_rounds():
         assert more > kept * 1.05
 
 
-def test_seller_slots_are_kept_while_the_edges_stay_the_same():
-    """The mechanism reuses a market's sorted edges for the same edge arrays and drops them
-    with the arrays."""
+@pytest.mark.parametrize(
+    ("made_for", "cache"),
+    [
+        (mechanisms.seller_slots_for, mechanisms._SELLER_SLOTS),
+        (mechanisms.seller_groups_for, mechanisms._SELLER_GROUPS),
+    ],
+    ids=["sorted edges", "seller groups"],
+)
+def test_what_the_kernels_need_is_kept_while_the_edges_stay_the_same(made_for, cache):
+    """The mechanism reuses a market's sorted edges (serial kernel) and seller groups
+    (parallel kernel) for the same edge arrays, and drops them with the arrays."""
     indptr, edge_seller, price = random_market(2_000, 5)[:3]
-    first = mechanisms.seller_slots_for(indptr, edge_seller, len(price))
-    assert mechanisms.seller_slots_for(indptr, edge_seller, len(price)) is first
-    assert mechanisms.seller_slots_for(indptr.copy(), edge_seller, len(price)) is not first
+    first = made_for(indptr, edge_seller, len(price))
+    assert made_for(indptr, edge_seller, len(price)) is first
+    assert made_for(indptr.copy(), edge_seller, len(price)) is not first
     key = id(edge_seller)
-    assert key in mechanisms._SELLER_SLOTS
+    assert key in cache
     del edge_seller
-    assert key not in mechanisms._SELLER_SLOTS
+    assert key not in cache

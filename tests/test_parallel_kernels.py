@@ -202,19 +202,6 @@ def test_parallel_kernels_off_by_default_and_small_markets_stay_serial(baseline_
     np.testing.assert_array_equal(outcome.seller_sold, kernels.posted_price_clear(*market)[1])
 
 
-def test_seller_groups_are_kept_while_the_edges_stay_the_same():
-    """The mechanism reuses a market's seller groups for the same edge arrays, and drops
-    them with the arrays."""
-    indptr, edge_seller, price = random_market(2_000, 5)[:3]
-    first = mechanisms.seller_groups_for(indptr, edge_seller, len(price))
-    assert mechanisms.seller_groups_for(indptr, edge_seller, len(price)) is first
-    assert mechanisms.seller_groups_for(indptr.copy(), edge_seller, len(price)) is not first
-    key = id(edge_seller)
-    assert key in mechanisms._SELLER_GROUPS
-    del edge_seller
-    assert key not in mechanisms._SELLER_GROUPS
-
-
 def test_bad_parallel_kernels_value_is_one_line(short_baseline, tmp_path):
     """A setting that is not a boolean: one line on stderr, exit code 2, nothing written."""
     out = tmp_path / "out"

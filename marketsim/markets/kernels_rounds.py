@@ -98,20 +98,28 @@ def seller_slots_reference(buyer_indptr, edge_seller, n_sellers: int) -> tuple:
 
 
 @njit(cache=True)
+def residual_after(before, taken, starting):
+    """What is left of ``before`` once ``taken`` is gone; rounding dust (at most
+    ``RESIDUAL_RTOL`` of the ``starting`` quantity) counts as none. Scalars only, so the call
+    costs nothing once compiled into the caller's loop."""
+    left = before - taken
+    if left <= RESIDUAL_RTOL * starting:
+        return 0.0
+    return left
+
+
+@njit(cache=True)
 def ration_seller(total_request, capacity_left, starting_capacity):
     """Ration a seller's requests: ``(fill ratio, capacity left after)``.
 
     Asked for more than it has, it fills every request in the same proportion and is sold
-    out; otherwise it fills them all and keeps the rest, rounding dust (at most
-    ``RESIDUAL_RTOL`` of its starting capacity) counted as none. Scalars only, so the call
-    costs nothing once compiled into the caller's loop.
+    out; otherwise it fills them all and keeps the rest (`residual_after`, so rounding dust
+    counts as none). Scalars only, so the call costs nothing once compiled into the caller's
+    loop.
     """
     if total_request > capacity_left:
         return capacity_left / total_request, 0.0
-    left = capacity_left - total_request
-    if left <= RESIDUAL_RTOL * starting_capacity:
-        left = 0.0
-    return 1.0, left
+    return 1.0, residual_after(capacity_left, total_request, starting_capacity)
 
 
 @njit(cache=True)
@@ -268,9 +276,7 @@ def buyer_pass(
                 weight_even += next_weight[s]
             fill_written[b] = True
         buyer_filled[b] += received
-        left = residual_demand[b] - received
-        if left <= RESIDUAL_RTOL * buyer_demand[b]:
-            left = 0.0
+        left = residual_after(residual_demand[b], received, buyer_demand[b])
         residual_demand[b] = left
         if received > 0.0:
             n_received += 1
@@ -358,10 +364,7 @@ def write_fills(
                 received += fill
             fill_written[b] = True
             buyer_filled[b] += received
-            left = residual_demand[b] - received
-            if left <= RESIDUAL_RTOL * buyer_demand[b]:
-                left = 0.0
-            residual_demand[b] = left
+            residual_demand[b] = residual_after(residual_demand[b], received, buyer_demand[b])
         elif buyer_scale > 0.0 and rows == 1 and not fill_written[b]:
             # one round (the common case): write the fills and sum what the buyer gets in
             # one pass, two partial sums in a fixed order
@@ -383,10 +386,7 @@ def write_fills(
                 granted_even += g
             received = buyer_scale * (granted_even + granted_odd)
             buyer_filled[b] += received
-            left = residual_demand[b] - received
-            if left <= RESIDUAL_RTOL * buyer_demand[b]:
-                left = 0.0
-            residual_demand[b] = left
+            residual_demand[b] = residual_after(residual_demand[b], received, buyer_demand[b])
             continue
         elif buyer_scale > 0.0 and rows == 3 and not fill_written[b]:
             # three rounds (the model's default): the same, round 3's receipt summed with
@@ -414,19 +414,13 @@ def write_fills(
                 granted_even += g
             received = buyer_scale * (granted_even + granted_odd)
             buyer_filled[b] += received
-            left = residual_demand[b] - received
-            if left <= RESIDUAL_RTOL * buyer_demand[b]:
-                left = 0.0
-            residual_demand[b] = left
+            residual_demand[b] = residual_after(residual_demand[b], received, buyer_demand[b])
             continue
         elif buyer_scale > 0.0:
             granted_sum = _weight_sum(edge_seller, granted_last, first, stop)
             received = buyer_scale * granted_sum
             buyer_filled[b] += received
-            left = residual_demand[b] - received
-            if left <= RESIDUAL_RTOL * buyer_demand[b]:
-                left = 0.0
-            residual_demand[b] = left
+            residual_demand[b] = residual_after(residual_demand[b], received, buyer_demand[b])
         written = fill_written[b]
         fill_written[b] = True
         if rows == 1:
