@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from economy import SEED as CLAIM_SEED
 
 import marketsim
 from marketsim.analysis.stats import t_interval
@@ -186,7 +187,7 @@ def incumbents_gross_margin(potential_entrants: int, replication: int) -> float:
     Month 19 is the earliest an entrant can operate with the default entry parameters
     (6 months of patience, from the books of month 0, then a 12-month lead).
     """
-    seed = np.random.SeedSequence(SEED).spawn(REPLICATIONS)[replication]
+    seed = np.random.SeedSequence(CLAIM_SEED).spawn(REPLICATIONS)[replication]
     m = model(
         "experiment.steps=37",
         f"agents.chip_vendor.potential_entrants={potential_entrants}",
