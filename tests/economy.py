@@ -36,6 +36,31 @@ def replications(scenario: str, *overrides: str, seed: int = SEED) -> marketsim.
     return marketsim.run(marketsim.load_experiment(path, [*settings, *overrides]))
 
 
+GRAPH_REPLICATIONS = 30
+"""Replications of a claim on counts of a few firms (defaults): each draws its own supply
+graph, so the claim is about the model rather than one graph, and 30 of them because a
+difference of one to three firms needs them (docs/model.md section 9)."""
+
+
+@cache
+def replications_over_graphs(
+    scenario: str, *overrides: str, seed: int = SEED
+) -> tuple[marketsim.Results, ...]:
+    """``GRAPH_REPLICATIONS`` runs of one replication each, run ``k`` from its own seed, used
+    for its supply graph too (``graph.seed``). The seeds depend on ``seed`` and ``k`` only,
+    so run ``k`` of two scenarios shares its random numbers and its graph (cached)."""
+    path = EXPERIMENTS / f"{scenario}.toml"
+    runs = []
+    for run_seed in np.random.SeedSequence(seed).generate_state(GRAPH_REPLICATIONS):
+        settings = [
+            f"experiment.seed={int(run_seed)}",
+            "experiment.replications=1",
+            f"graph.seed={int(run_seed)}",
+        ]
+        runs.append(marketsim.run(marketsim.load_experiment(path, [*settings, *overrides])))
+    return tuple(runs)
+
+
 def per_replication(
     results: marketsim.Results, measure: Callable[[marketsim.Results], float]
 ) -> np.ndarray:
@@ -54,6 +79,7 @@ def paired_difference(
     scenario: tuple[str, ...] | str,
     reference: tuple[str, ...] | str,
     measure: Callable[[marketsim.Results], float],
+    over_graphs: bool = False,
 ) -> tuple[float, float, float]:
     """Mean of ``measure(scenario) - measure(reference)`` over paired replications, with CI.
 
@@ -61,15 +87,15 @@ def paired_difference(
         scenario, reference: a shipped scenario's name, or a tuple of its name followed by
             ``--set`` overrides (``("baseline", "agents.end_demand.elasticity=1.6")``).
         measure: results of one replication -> a number.
+        over_graphs: pair `replications_over_graphs` (a supply graph per replication)
+            instead of `replications` (one graph for all).
 
     Returns:
         ``(mean, ci_low, ci_high)`` of the paired difference (95% t interval).
     """
     a = scenario if isinstance(scenario, tuple) else (scenario,)
     b = reference if isinstance(reference, tuple) else (reference,)
-    differences = per_replication(replications(*a), measure) - per_replication(
-        replications(*b), measure
-    )
+    differences = _values(a, measure, over_graphs) - _values(b, measure, over_graphs)
     mean = differences.mean()
     low, high = t_interval(
         np.array([mean]), np.array([differences.std(ddof=1)]), np.array([len(differences)])
@@ -77,15 +103,21 @@ def paired_difference(
     return float(mean), float(low[0]), float(high[0])
 
 
-def assert_raises(scenario, reference, measure, what: str = "") -> None:
+def _values(spec: tuple[str, ...], measure, over_graphs: bool) -> np.ndarray:
+    if over_graphs:
+        return np.array([float(measure(run)) for run in replications_over_graphs(*spec)])
+    return per_replication(replications(*spec), measure)
+
+
+def assert_raises(scenario, reference, measure, what: str = "", over_graphs=False) -> None:
     """Assert ``measure`` is higher in ``scenario``: the paired CI lies above zero."""
-    mean, low, high = paired_difference(scenario, reference, measure)
+    mean, low, high = paired_difference(scenario, reference, measure, over_graphs)
     assert low > 0, f"{what}: paired difference {mean:.4g} [{low:.4g}, {high:.4g}] not > 0"
 
 
-def assert_lowers(scenario, reference, measure, what: str = "") -> None:
+def assert_lowers(scenario, reference, measure, what: str = "", over_graphs=False) -> None:
     """Assert ``measure`` is lower in ``scenario``: the paired CI lies below zero."""
-    mean, low, high = paired_difference(scenario, reference, measure)
+    mean, low, high = paired_difference(scenario, reference, measure, over_graphs)
     assert high < 0, f"{what}: paired difference {mean:.4g} [{low:.4g}, {high:.4g}] not < 0"
 
 
