@@ -13,6 +13,7 @@ import numpy as np
 from economy import EXPERIMENTS
 from economy import assert_lowers
 from economy import assert_raises
+from economy import market_rows
 from economy import sector_rows
 
 _BASELINE_CHIPS = tomllib.loads((EXPERIMENTS / "baseline.toml").read_text("utf-8"))["agents"][
@@ -69,8 +70,7 @@ def smaller_incumbents_margin(results) -> float:
 
 def accelerator_price(results) -> float:
     """Ten-year volume-weighted accelerator price (USD per accelerator)."""
-    markets = results.tables["markets"]
-    rows = markets[markets["market"] == "accelerators"]
+    rows = market_rows(results, "accelerators")
     return float((rows["price"] * rows["quantity"]).sum() / rows["quantity"].sum())
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-from functools import cache
 from pathlib import Path
 
 import pandas as pd
@@ -32,7 +31,14 @@ def _sections() -> dict[str, str]:
 SECTIONS = _sections()
 
 
-@cache
+def _marketsim_run(experiment: str, out: Path, settings: tuple[str, ...], cwd: Path) -> None:
+    """``marketsim run EXPERIMENT --out OUT --set ...`` in ``cwd``, as the text runs it."""
+    command = [sys.executable, "-m", "marketsim", "run", experiment, "--out", str(out)]
+    for setting in settings:
+        command += ["--set", setting]
+    subprocess.run(command, cwd=cwd, check=True, capture_output=True)
+
+
 def _run(section: str, *settings: str, tmp: Path) -> Path:
     """Write the section's files into ``tmp/section`` and run its experiment; the output dir."""
     folder = tmp / section.replace(".", "_")
@@ -44,12 +50,8 @@ def _run(section: str, *settings: str, tmp: Path) -> Path:
         if name.endswith(".toml"):
             experiment = name
     assert experiment, f"section {section} has no experiment file"
-    out = folder / ("out_" + "_".join(s.split("=")[0].split(".")[-1] for s in settings))
-    command = [sys.executable, "-m", "marketsim", "run", experiment, "--out", out.name]
-    for setting in settings:
-        command += ["--set", setting]
-    subprocess.run(command, cwd=folder, check=True, capture_output=True)
-    return out
+    _marketsim_run(experiment, folder / "out", settings, cwd=folder)
+    return folder / "out"
 
 
 @pytest.fixture(scope="module")
@@ -62,19 +64,11 @@ def _table(out: Path, name: str) -> pd.DataFrame:
 
 
 def _baseline(tmp: Path) -> Path:
-    """experiments/baseline.toml for six months, with firm-level output."""
+    """experiments/baseline.toml for six months, with firm-level output (run once)."""
     out = tmp / "baseline_6"
     if not out.exists():
-        command = [
-            sys.executable,
-            "-m",
-            "marketsim",
-            "run",
-            str(ROOT / "experiments" / "baseline.toml"),
-        ]
-        command += ["--out", str(out), "--set", "experiment.steps=6"]
-        command += ["--set", "output.firm_level=true"]
-        subprocess.run(command, check=True, capture_output=True)
+        baseline = str(ROOT / "experiments" / "baseline.toml")
+        _marketsim_run(baseline, out, ("experiment.steps=6", "output.firm_level=true"), cwd=tmp)
     return out
 
 
@@ -103,16 +97,11 @@ def test_embargo(tmp):
     em = _run("8.1", "output.firm_level=true", tmp=tmp)
     base = _baseline(tmp)
     traded, traded_base = _market(em, "accelerators"), _market(base, "accelerators")
-    revenue = {}
+    revenue, on_order = {}, {}
     for name, out in (("em", em), ("base", base)):
-        firms = _table(out, "firms")
-        leader = firms[firms["firm"] == "chip_vendor:0"].set_index("step")["revenue"]
-        revenue[name] = leader / 1e9
-    on_order = {}
-    for name, out in (("em", em), ("base", base)):
-        firms = _table(out, "firms")
-        row = firms[(firms["firm"] == "datacenter:5") & (firms["step"] == 2)]
-        on_order[name] = float(row["accelerators_on_order"].iloc[0])
+        firms = _table(out, "firms").set_index("step")
+        revenue[name] = firms[firms["firm"] == "chip_vendor:0"]["revenue"] / 1e9
+        on_order[name] = float(firms[firms["firm"] == "datacenter:5"]["accelerators_on_order"][2])
     assert traded["quantity"][2] == traded_base["quantity"][2]  # month 2: sold out either way
     _assert_quoted(
         "8.1",
